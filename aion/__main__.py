@@ -1,0 +1,3 @@
+from aion.cli.main import app
+
+app()

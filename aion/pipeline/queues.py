@@ -1,0 +1,112 @@
+"""Bounded queues between the feed, compute and store threads.
+
+Every queue has an explicit overflow policy and counts what it did, so nothing
+is ever lost silently (DESIGN.md, "The process"):
+
+- ``block``: the producer waits up to ``block_timeout_s`` for space (TCP
+  backpressure reaches the server while it waits); after the timeout the item is
+  dropped and counted in ``dropped``. Time spent waiting is counted in
+  ``blocked_s``.
+- ``drop_newest``: a full queue drops the incoming item at once and counts it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
+
+T = TypeVar("T")
+
+OverflowPolicy = Literal["block", "drop_newest"]
+
+
+@dataclass
+class QueueStats:
+    """Counters of one queue; read by the live view and the final summary."""
+
+    put: int = 0
+    dropped: int = 0
+    blocked_s: float = 0.0
+    high_water: int = 0
+
+
+class BoundedQueue(Generic[T]):
+    """A FIFO of at most ``maxsize`` items with a counted overflow policy.
+
+    Args:
+        name: shown in the live view and summary (``raw``, ``out``).
+        maxsize: capacity in items (> 0).
+        policy: ``block`` or ``drop_newest`` (see module docstring).
+        block_timeout_s: longest wait of a blocked producer before it drops, seconds.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        maxsize: int,
+        policy: OverflowPolicy = "block",
+        block_timeout_s: float = 30.0,
+    ) -> None:
+        if maxsize <= 0:
+            raise ValueError(f"queue {name}: maxsize must be > 0, got {maxsize}")
+        self.name = name
+        self.maxsize = maxsize
+        self.policy = policy
+        self.block_timeout_s = block_timeout_s
+        self.stats = QueueStats()
+        self._q: queue.Queue[T] = queue.Queue(maxsize)
+        self._lock = threading.Lock()
+
+    def put(self, item: T) -> bool:
+        """Enqueue ``item``; returns False (and counts a drop) when it could not."""
+        try:
+            self._q.put_nowait(item)
+        except queue.Full:
+            if self.policy == "drop_newest":
+                with self._lock:
+                    self.stats.dropped += 1
+                return False
+            t0 = time.monotonic()
+            try:
+                self._q.put(item, timeout=self.block_timeout_s)
+            except queue.Full:
+                with self._lock:
+                    self.stats.dropped += 1
+                    self.stats.blocked_s += time.monotonic() - t0
+                return False
+            with self._lock:
+                self.stats.blocked_s += time.monotonic() - t0
+        with self._lock:
+            self.stats.put += 1
+            depth = self._q.qsize()
+            if depth > self.stats.high_water:
+                self.stats.high_water = depth
+        return True
+
+    def get(self, timeout: float | None = None) -> T:
+        """Dequeue one item; raises ``queue.Empty`` after ``timeout`` seconds."""
+        return self._q.get(timeout=timeout)
+
+    def get_many(self, max_items: int, timeout: float) -> list[T]:
+        """Up to ``max_items`` items: waits ``timeout`` s for the first, then takes what is there."""
+        try:
+            first = self._q.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        items = [first]
+        while len(items) < max_items:
+            try:
+                items.append(self._q.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def qsize(self) -> int:
+        """Current depth (approximate, as ``queue.Queue.qsize``)."""
+        return self._q.qsize()
+
+    def empty(self) -> bool:
+        return self._q.empty()
