@@ -1,0 +1,373 @@
+"""The composition root: builds and wires every component of a scan.
+
+Threads (DESIGN.md, "The process"):
+
+- ``feed-<conn>``: :class:`~aion.feed.client.FeedClient` puts raw frames on the
+  bounded ``raw`` queue;
+- ``compute``: :class:`~aion.pipeline.compute.ComputeEngine` decodes, computes
+  and puts :class:`~aion.store.writer.StoreBatch` objects on the bounded ``out``
+  queue;
+- ``store``: :class:`~aion.store.writer.RedisStore`, the one Redis writer;
+- the main thread runs the live view and waits for the end condition.
+
+A scan ends when ``duration_s`` elapses, when a replayed session is complete
+(the server's in-band end message arrived after the last frame), on Ctrl-C or
+SIGTERM, or when the feed reports a fatal error. Shutdown stops the feed,
+drains ``raw`` through the compute thread, closes forming bars, drains ``out``
+and flushes Redis, then returns the summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from aion.config import AionConfig, ConfigError, load_patterns
+from aion.feed.client import FeedClient
+from aion.instruments.master import Instrument, InstrumentMaster
+from aion.kite.protocol import MODE_CODES
+from aion.market.time import parse_date, session_date
+from aion.patterns.registry import PatternEngine
+from aion.pipeline.compute import ComputeEngine
+from aion.pipeline.queues import BoundedQueue
+from aion.replay.server import SESSION_COMPLETE_MESSAGE, ReplayServer
+from aion.replay.session_file import Session, SessionFileError, read_session
+from aion.store import keys
+from aion.store.server import PrivateRedis, connect
+from aion.store.writer import RedisStore, StoreBatch, TtlSeconds
+from aion.volume.averages import (
+    bundled_adjustment_factors,
+    bundled_daily_dir,
+    daily_averages,
+    read_adjustment_factors,
+)
+
+_DAY_S = 86_400
+
+
+class ScanError(RuntimeError):
+    """A scan cannot start; ``str()`` is one line saying what to fix."""
+
+
+@dataclass
+class ScanOptions:
+    """What ``aion scan`` was asked to do.
+
+    Attributes:
+        replay: session file to replay through an in-process server on 127.0.0.1.
+        ws_url: a server speaking Kite's protocol (a standalone replay server or Kite).
+        speed: replay speed, session seconds per wall second; None = as fast as possible.
+        duration_s: stop after this many wall seconds (None: until the session ends).
+        symbols: restrict the universe (``NSE:HDFCBANK``...).
+        instruments: extra instrument master CSVs or session files (for --ws-url).
+        restore: seed volume state from Redis for the same session (restart semantics).
+        node: process name used in cross-instrument keys.
+    """
+
+    replay: Path | None = None
+    ws_url: str | None = None
+    speed: float | None = None
+    duration_s: float | None = None
+    symbols: list[str] = field(default_factory=list)
+    instruments: list[Path] = field(default_factory=list)
+    restore: bool | None = None
+    node: str = "main"
+
+
+@dataclass
+class ScanSummary:
+    """The final report of a scan (also written to the day's run stream)."""
+
+    values: dict[str, Any]
+
+
+def resolve_credentials(opts: ScanOptions) -> tuple[str, str]:
+    """API key and access token: the environment for Kite; placeholders for loopback replay.
+
+    Raises:
+        ScanError: live Kite requested without ``KITE_API_KEY``/``KITE_ACCESS_TOKEN``.
+    """
+    key = os.environ.get("KITE_API_KEY", "")
+    token = os.environ.get("KITE_ACCESS_TOKEN", "")
+    if opts.replay is not None:
+        return "replay", "replay"
+    if opts.ws_url is not None:
+        return (key or "replay"), (token or "replay")
+    if not key or not token:
+        raise ScanError(
+            "no Kite credentials: set KITE_API_KEY and KITE_ACCESS_TOKEN for a live scan, "
+            "or replay a recorded session with --replay FILE (see README: aion session build)"
+        )
+    return key, token
+
+
+class Scanner:
+    """One scan: owns the threads, queues, Redis connection and optional replay server."""
+
+    def __init__(self, config: AionConfig, opts: ScanOptions, config_dir: Path | None = None):
+        self.config = config
+        self.opts = opts
+        self.patterns = PatternEngine(load_patterns(config_dir))
+        self.api_key, self.access_token = resolve_credentials(opts)
+        self.session: Session | None = read_session(opts.replay) if opts.replay else None
+        self.master = self._master()
+        self.universe = self._universe()
+        self.raw: BoundedQueue[tuple[int, str, bytes]] = BoundedQueue(
+            "raw", config.queues.raw_maxsize, "block", config.queues.block_timeout_s
+        )
+        self.out: BoundedQueue[StoreBatch] = BoundedQueue(
+            "out", config.queues.out_maxsize, "block", config.queues.block_timeout_s
+        )
+        self.session_complete = threading.Event()
+        self.stop_requested = threading.Event()
+        self.stop_reason = ""
+        self.private_redis: PrivateRedis | None = None
+        self.redis: redis.Redis | None = None
+        self.server: ReplayServer | None = None
+        self.feeds: list[FeedClient] = []
+        self.engine: ComputeEngine | None = None
+        self.store: RedisStore | None = None
+        self._compute_thread: threading.Thread | None = None
+        self._compute_stop = threading.Event()
+        self.started_monotonic = 0.0
+        self.text_messages = 0
+
+    # -- building ----------------------------------------------------------------------------
+
+    def _master(self) -> InstrumentMaster:
+        master = InstrumentMaster.bundled()
+        if self.session is not None:
+            master = master.merge(self.session.instruments())
+        for p in self.opts.instruments:
+            try:
+                extra = read_session(p).instruments()
+            except SessionFileError:
+                extra = InstrumentMaster.from_csv([p])
+            master = master.merge(extra)
+        return master
+
+    def _universe(self) -> dict[int, Instrument]:
+        symbols = list(self.opts.symbols) or list(self.config.universe.symbols)
+        if not symbols and self.session is not None:
+            return {int(r["instrument_token"]): self.master.by_token(int(r["instrument_token"]))
+                    for r in self.session.header["instruments"]}
+        if not symbols:
+            raise ScanError(
+                "no instruments to scan: list symbols in config/aion.yaml universe.symbols "
+                "or pass --symbols NSE:HDFCBANK,..."
+            )
+        out = {}
+        for s in symbols:
+            try:
+                inst = self.master.by_symbol(s)
+            except KeyError as exc:
+                raise ScanError(f"unknown symbol {s!r}: not in the instrument master") from exc
+            out[inst.instrument_token] = inst
+        if len(out) > 3000:
+            raise ScanError(
+                f"{len(out)} instruments: this version runs one connection of at most 3000"
+            )
+        return out
+
+    def _scan_date(self) -> dt.date:
+        if self.session is not None:
+            return parse_date(str(self.session.header["date"]))
+        return dt.date.today()
+
+    def _averages(self) -> dict[str, float]:
+        vc = self.config.volume
+        daily = Path(vc.daily_history_dir) if vc.daily_history_dir else bundled_daily_dir()
+        fpath = Path(vc.adjustment_factors) if vc.adjustment_factors else bundled_adjustment_factors()
+        factors = read_adjustment_factors(fpath)
+        wanted = {i.tradingsymbol for i in self.universe.values() if i.exchange == "NSE"}
+        avgs = daily_averages(daily, self._scan_date(), vc.average_days, factors, wanted)
+        return {sym: a.avg_volume for sym, a in avgs.items()}
+
+    def _connect_redis(self) -> redis.Redis:
+        url = self.config.redis.url
+        if url is None:
+            self.private_redis = PrivateRedis(self.config.data_dir())
+            url = self.private_redis.start()
+        client = connect(url)
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            raise ScanError(f"Redis at {url.split('@')[-1]} is unreachable: {exc}") from exc
+        return client
+
+    def _restored_volume(self, client: redis.Redis) -> dict[str, dict[str, int]]:
+        restore = self.opts.restore if self.opts.restore is not None else self.session is None
+        if not restore:
+            return {}
+        out = {}
+        pipe = client.pipeline(transaction=False)
+        insts = list(self.universe.values())
+        for inst in insts:
+            pipe.hgetall(keys.volume_state(inst.symbol))
+        for inst, h in zip(insts, pipe.execute(), strict=True):
+            if h:
+                out[inst.symbol] = {k: int(v) for k, v in h.items()}
+        return out
+
+    # -- running -----------------------------------------------------------------------------
+
+    def _on_text(self, msg: dict) -> None:
+        self.text_messages += 1
+        if msg.get("type") == "message" and msg.get("data") == _COMPLETE_DATA:
+            self.session_complete.set()
+
+    def _compute_loop(self) -> None:
+        assert self.engine is not None
+        while not self._compute_stop.is_set() or not self.raw.empty():
+            frames = self.raw.get_many(512, timeout=0.05)
+            if frames:
+                self.out.put(self.engine.process(frames))
+
+    def start(self) -> None:
+        """Connect Redis, start the store, compute and feed threads (and the replay server)."""
+        self.redis = self._connect_redis()
+        cfg = self.config
+        day = _DAY_S
+        ttl = TtlSeconds(
+            bars=cfg.redis.ttl_days.bars * day,
+            state=cfg.redis.ttl_days.state * day,
+            alerts=cfg.redis.ttl_days.alerts * day,
+            runs=cfg.redis.ttl_days.runs * day,
+        )
+        self.engine = ComputeEngine(
+            self.universe,
+            cfg,
+            self.patterns,
+            self._averages(),
+            self._restored_volume(self.redis),
+            node=self.opts.node,
+        )
+        self.store = RedisStore(
+            self.redis,
+            self.out,
+            ttl,
+            cfg.redis.alerts_maxlen,
+            cfg.redis.flush_interval_ms,
+            cfg.redis.max_buffered_commands,
+        )
+        self.store.start()
+        self._compute_thread = threading.Thread(target=self._compute_loop, name="compute", daemon=True)
+        self._compute_thread.start()
+        url = self.opts.ws_url or cfg.kite.ws_url
+        if self.session is not None:
+            self.server = ReplayServer(self.session, speed=self.opts.speed, wait_for_client=True)
+            self.server.start()
+            url = self.server.url
+        mode = MODE_CODES[cfg.kite.default_mode]
+        modes = {tok: mode for tok in self.universe}
+        feed = FeedClient(
+            url, self.api_key, self.access_token, modes, self.raw, name="conn0", on_text=self._on_text
+        )
+        self.feeds.append(feed)
+        self.started_monotonic = time.monotonic()
+        feed.start()
+
+    def should_stop(self) -> bool:
+        """True when the scan's end condition is met (sets ``stop_reason``)."""
+        if self.stop_requested.is_set():
+            self.stop_reason = self.stop_reason or "stopped by signal"
+            return True
+        if self.session_complete.is_set():
+            self.stop_reason = "replayed session complete"
+            return True
+        d = self.opts.duration_s
+        if d is not None and time.monotonic() - self.started_monotonic >= d:
+            self.stop_reason = f"duration {d:g} s reached"
+            return True
+        for f in self.feeds:
+            if f.stats.fatal_error:
+                self.stop_reason = f.stats.fatal_error
+                return True
+        return False
+
+    def stop(self) -> ScanSummary:
+        """Drain and flush everything; returns the summary."""
+        for f in self.feeds:
+            f.stop()
+        self._compute_stop.set()
+        if self._compute_thread is not None:
+            self._compute_thread.join()
+        assert self.engine is not None and self.store is not None
+        self.out.put(self.engine.finish())
+        summary = self.summary()
+        date = int(summary.values.get("session_date") or 0)
+        if date:
+            self.out.put(StoreBatch(runs=[(date, {k: str(v) for k, v in summary.values.items()})]))
+        flushed = self.store.stop()
+        summary.values["redis_commands"] = self.store.stats.commands
+        summary.values["redis_flushed"] = flushed
+        summary.values["redis_dropped_commands"] = self.store.stats.dropped_commands
+        summary.values["duplicate_alerts"] = self.store.stats.duplicate_alerts
+        if self.server is not None:
+            self.server.stop()
+        if self.redis is not None:
+            self.redis.close()
+        if self.private_redis is not None:
+            self.private_redis.stop()
+        return summary
+
+    def summary(self) -> ScanSummary:
+        """Counters of every stage, JSON-able."""
+        assert self.engine is not None and self.store is not None
+        e = self.engine
+        c = e.counters
+        clock = e.clock
+        vals: dict[str, Any] = {
+            "stop_reason": self.stop_reason,
+            "elapsed_s": round(time.monotonic() - self.started_monotonic, 3),
+            "session_date": session_date(clock) if clock else 0,
+            "instruments": len(self.universe),
+            "frames": c.frames,
+            "heartbeats": c.heartbeats,
+            "ticks": c.ticks,
+            "malformed_frames": c.malformed_frames,
+            "invalid_ticks": c.invalid_ticks,
+            "untimed_ticks": c.untimed_ticks,
+            "unknown_tokens": c.unknown_tokens,
+            "bad_cumulative_ticks": e.volume.counters.bad_ticks,
+            "late_ticks": e.bars.late_ticks,
+            "bars": c.bars,
+            "regular_bars": c.regular_bars,
+            "signals": e.alert_manager.counters.signals,
+            "alerts": e.alert_manager.counters.published,
+            "queue_drops": self.raw.stats.dropped + self.out.stats.dropped,
+            "raw_queue_high_water": self.raw.stats.high_water,
+            "out_queue_high_water": self.out.stats.high_water,
+            "feed_reconnects": sum(f.stats.reconnects for f in self.feeds),
+        }
+        return ScanSummary(vals)
+
+
+_COMPLETE_DATA = json.loads(SESSION_COMPLETE_MESSAGE)["data"]
+
+
+def install_signal_handlers(scanner: Scanner) -> None:
+    """SIGTERM and SIGINT request a graceful stop (drain, flush, summary)."""
+
+    def handler(signum: int, _frame: object) -> None:
+        scanner.stop_reason = f"signal {signal.Signals(signum).name}"
+        scanner.stop_requested.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def config_error_line(exc: Exception) -> str:
+    """The one line shown for a start-up error."""
+    if isinstance(exc, ConfigError | ScanError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

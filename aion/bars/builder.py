@@ -1,0 +1,276 @@
+"""1-minute OHLCV bars from ticks and incremental volume, keyed by exchange time.
+
+Bars are start-labelled (Kite's convention): the bar ``09:15`` holds ticks with
+exchange timestamps 09:15:00-09:15:59 IST. The regular session is the bars
+09:15-15:29; bars before (pre-open call auction at 09:08) and after
+(closing/post-close sessions) are built the same way but carry their segment
+(:mod:`aion.market.time`), so consumers keep them apart.
+
+A bar closes when its instrument ticks in a later minute, or when the exchange
+clock (the latest exchange timestamp seen on any instrument) enters a later
+minute, whichever comes first; so an instrument that stops ticking still gets
+its bar closed on time. A tick older than the instrument's forming bar (or of
+an already closed minute) is *late*: its volume is kept, added to the
+instrument's forming or next bar, and counted in ``late_ticks``; its price is
+ignored. Volume is never dropped: per instrument, the sum of bar volumes equals
+the sum of incremental volumes fed in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from aion.market.time import segment_of
+
+BAR_DTYPE = np.dtype(
+    [
+        ("slot", np.int64),
+        ("start", np.int64),  # bar start, epoch seconds (UTC epoch; IST label via to_ist)
+        ("open", np.float64),  # rupees
+        ("high", np.float64),
+        ("low", np.float64),
+        ("close", np.float64),
+        ("volume", np.int64),  # shares / units, from VolumeStateManager
+        ("oi", np.int64),  # last open interest seen in the bar (0 when none)
+        ("ticks", np.int32),
+        ("segment", np.int8),  # 0 pre-open, 1 regular, 2 post-close
+    ]
+)
+
+
+@njit(nogil=True, cache=True)
+def _bars_kernel(
+    slots: np.ndarray,
+    ts: np.ndarray,
+    price: np.ndarray,
+    volume: np.ndarray,
+    oi: np.ndarray,
+    cur_start: np.ndarray,
+    last_closed: np.ndarray,
+    b_open: np.ndarray,
+    b_high: np.ndarray,
+    b_low: np.ndarray,
+    b_close: np.ndarray,
+    b_vol: np.ndarray,
+    b_oi: np.ndarray,
+    b_ticks: np.ndarray,
+    carry: np.ndarray,
+    out_slot: np.ndarray,
+    out_start: np.ndarray,
+    out_ohlc: np.ndarray,
+    out_vol: np.ndarray,
+    out_oi: np.ndarray,
+    out_ticks: np.ndarray,
+) -> tuple[int, int]:
+    n_out = 0
+    n_late = 0
+    for i in range(slots.shape[0]):
+        s = slots[i]
+        m = ts[i] - ts[i] % 60
+        p = price[i]
+        v = volume[i]
+        if cur_start[s] != 0 and m > cur_start[s]:
+            out_slot[n_out] = s
+            out_start[n_out] = cur_start[s]
+            out_ohlc[n_out, 0] = b_open[s]
+            out_ohlc[n_out, 1] = b_high[s]
+            out_ohlc[n_out, 2] = b_low[s]
+            out_ohlc[n_out, 3] = b_close[s]
+            out_vol[n_out] = b_vol[s]
+            out_oi[n_out] = b_oi[s]
+            out_ticks[n_out] = b_ticks[s]
+            n_out += 1
+            last_closed[s] = cur_start[s]
+            cur_start[s] = 0
+        if cur_start[s] == 0:
+            if m <= last_closed[s]:
+                carry[s] += v
+                n_late += 1
+                continue
+            cur_start[s] = m
+            b_open[s] = p
+            b_high[s] = p
+            b_low[s] = p
+            b_close[s] = p
+            b_vol[s] = v + carry[s]
+            carry[s] = 0
+            b_oi[s] = oi[i]
+            b_ticks[s] = 1
+        elif m == cur_start[s]:
+            if p > b_high[s]:
+                b_high[s] = p
+            if p < b_low[s]:
+                b_low[s] = p
+            b_close[s] = p
+            b_vol[s] += v
+            if oi[i] != 0:
+                b_oi[s] = oi[i]
+            b_ticks[s] += 1
+        else:
+            b_vol[s] += v
+            n_late += 1
+    return n_out, n_late
+
+
+@njit(nogil=True, cache=True)
+def _close_before_kernel(
+    clock_minute: int,
+    cur_start: np.ndarray,
+    last_closed: np.ndarray,
+    b_open: np.ndarray,
+    b_high: np.ndarray,
+    b_low: np.ndarray,
+    b_close: np.ndarray,
+    b_vol: np.ndarray,
+    b_oi: np.ndarray,
+    b_ticks: np.ndarray,
+    out_slot: np.ndarray,
+    out_start: np.ndarray,
+    out_ohlc: np.ndarray,
+    out_vol: np.ndarray,
+    out_oi: np.ndarray,
+    out_ticks: np.ndarray,
+) -> int:
+    n_out = 0
+    for s in range(cur_start.shape[0]):
+        if cur_start[s] != 0 and cur_start[s] < clock_minute:
+            out_slot[n_out] = s
+            out_start[n_out] = cur_start[s]
+            out_ohlc[n_out, 0] = b_open[s]
+            out_ohlc[n_out, 1] = b_high[s]
+            out_ohlc[n_out, 2] = b_low[s]
+            out_ohlc[n_out, 3] = b_close[s]
+            out_vol[n_out] = b_vol[s]
+            out_oi[n_out] = b_oi[s]
+            out_ticks[n_out] = b_ticks[s]
+            n_out += 1
+            last_closed[s] = cur_start[s]
+            cur_start[s] = 0
+    return n_out
+
+
+class BarBuilder:
+    """Forming 1-minute bars for every instrument slot, closed into ``BAR_DTYPE`` arrays.
+
+    Args:
+        capacity: initial number of slots; grows on demand.
+    """
+
+    _STATE = ("cur_start", "last_closed", "b_open", "b_high", "b_low", "b_close", "b_vol", "b_oi")
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.late_ticks = 0
+        self.bars_closed = 0
+        self.clock = 0  # latest exchange timestamp seen, epoch seconds
+        self._alloc(max(1, capacity))
+
+    def _alloc(self, n: int) -> None:
+        self.cur_start = np.zeros(n, np.int64)
+        self.last_closed = np.zeros(n, np.int64)
+        self.b_open = np.zeros(n, np.float64)
+        self.b_high = np.zeros(n, np.float64)
+        self.b_low = np.zeros(n, np.float64)
+        self.b_close = np.zeros(n, np.float64)
+        self.b_vol = np.zeros(n, np.int64)
+        self.b_oi = np.zeros(n, np.int64)
+        self.b_ticks = np.zeros(n, np.int32)
+        self.carry = np.zeros(n, np.int64)
+
+    def ensure_capacity(self, n: int) -> None:
+        """Grow state arrays to at least ``n`` slots, keeping forming bars."""
+        cap = self.cur_start.shape[0]
+        if n <= cap:
+            return
+        names = (*self._STATE, "b_ticks", "carry")
+        old = {k: getattr(self, k) for k in names}
+        self._alloc(max(n, 2 * cap))
+        for k, arr in old.items():
+            getattr(self, k)[:cap] = arr
+
+    def _out(self, n: int) -> tuple[np.ndarray, ...]:
+        return (
+            np.empty(n, np.int64),
+            np.empty(n, np.int64),
+            np.empty((n, 4), np.float64),
+            np.empty(n, np.int64),
+            np.empty(n, np.int64),
+            np.empty(n, np.int32),
+        )
+
+    def _state(self) -> tuple[np.ndarray, ...]:
+        return tuple(getattr(self, k) for k in (*self._STATE, "b_ticks"))
+
+    @staticmethod
+    def _pack(out: tuple[np.ndarray, ...], n: int) -> np.ndarray:
+        o_slot, o_start, o_ohlc, o_vol, o_oi, o_ticks = out
+        bars = np.empty(n, BAR_DTYPE)
+        bars["slot"] = o_slot[:n]
+        bars["start"] = o_start[:n]
+        bars["open"] = o_ohlc[:n, 0]
+        bars["high"] = o_ohlc[:n, 1]
+        bars["low"] = o_ohlc[:n, 2]
+        bars["close"] = o_ohlc[:n, 3]
+        bars["volume"] = o_vol[:n]
+        bars["oi"] = o_oi[:n]
+        bars["ticks"] = o_ticks[:n]
+        bars["segment"] = segment_of(bars["start"])
+        return bars
+
+    def update(
+        self,
+        slots: np.ndarray,
+        exchange_ts: np.ndarray,
+        last_price: np.ndarray,
+        incremental_volume: np.ndarray,
+        oi: np.ndarray,
+    ) -> np.ndarray:
+        """Feed ticks (in arrival order) and return the bars they closed.
+
+        Args:
+            slots: int64 (n,) instrument slots.
+            exchange_ts: int64 (n,) exchange timestamps, epoch seconds (> 0).
+            last_price: float64 (n,) rupees.
+            incremental_volume: int64 (n,) from :class:`VolumeStateManager`.
+            oi: int64 (n,) open interest (0 when the packet has none).
+
+        Returns:
+            ``BAR_DTYPE`` array of closed bars, sorted by (start, slot).
+        """
+        n = int(slots.shape[0])
+        if n:
+            self.ensure_capacity(int(slots.max()) + 1)
+        cap = int(self.cur_start.shape[0])
+        out = self._out(n + cap)
+        st = self._state()
+        n_out, n_late = _bars_kernel(
+            np.ascontiguousarray(slots, np.int64),
+            np.ascontiguousarray(exchange_ts, np.int64),
+            np.ascontiguousarray(last_price, np.float64),
+            np.ascontiguousarray(incremental_volume, np.int64),
+            np.ascontiguousarray(oi, np.int64),
+            *st[:8],
+            st[8],
+            self.carry,
+            *out,
+        )
+        self.late_ticks += n_late
+        if n:
+            self.clock = max(self.clock, int(exchange_ts.max()))
+        clock_minute = self.clock - self.clock % 60
+        rest = tuple(a[n_out:] for a in out)
+        n2 = _close_before_kernel(clock_minute, *st, *rest)
+        bars = self._pack(out, n_out + n2)
+        bars.sort(order=("start", "slot"))
+        self.bars_closed += bars.shape[0]
+        return bars
+
+    def close_all(self) -> np.ndarray:
+        """Close every forming bar (shutdown or end of session); ``BAR_DTYPE`` sorted by (start, slot)."""
+        cap = int(self.cur_start.shape[0])
+        out = self._out(cap)
+        n = _close_before_kernel(np.int64(2**62), *self._state(), *out)
+        bars = self._pack(out, n)
+        bars.sort(order=("start", "slot"))
+        self.bars_closed += bars.shape[0]
+        return bars

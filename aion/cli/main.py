@@ -1,0 +1,266 @@
+"""The ``aion`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from aion.app import ScanError, ScanOptions, Scanner, install_signal_handlers
+from aion.cli.kite_cmd import kite_app
+from aion.cli.replay_cmd import replay_app
+from aion.cli.session_cmd import session_app
+from aion.config import AionConfig, ConfigError, load_config
+from aion.market.time import parse_date
+
+app = typer.Typer(
+    help="aion: intraday NSE scanner on Kite Connect ticks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(kite_app, name="kite")
+app.add_typer(session_app, name="session")
+app.add_typer(replay_app, name="replay")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigDir = Annotated[
+    Path | None,
+    typer.Option("--config", help="folder holding aion.yaml and patterns.yaml (default ./config)"),
+]
+
+
+def _fail(line: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _config(config_dir: Path | None) -> AionConfig:
+    try:
+        return load_config(config_dir)
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise AssertionError from exc  # unreachable
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        v = float(text.rstrip("x"))
+    except ValueError:
+        v = -1.0
+    if v <= 0:
+        raise typer.BadParameter("use 'max' or a positive number such as 1 or 20")
+    return v
+
+
+@app.command()
+def scan(
+    replay: Annotated[
+        Path | None, typer.Option(help="replay this session file through a loopback server")
+    ] = None,
+    ws_url: Annotated[
+        str | None, typer.Option(help="connect to this Kite-protocol server instead of Kite")
+    ] = None,
+    speed: Annotated[str, typer.Option(help="replay speed: max or N (x real time)")] = "max",
+    duration: Annotated[
+        float | None, typer.Option(help="stop after this many seconds (default: session end)")
+    ] = None,
+    symbols: Annotated[
+        str | None, typer.Option(help="comma-separated symbols, e.g. NSE:HDFCBANK,NSE:SBIN")
+    ] = None,
+    instruments: Annotated[
+        list[Path] | None, typer.Option(help="extra instrument CSV or session file (repeatable)")
+    ] = None,
+    restore: Annotated[
+        bool | None,
+        typer.Option(help="seed volume state from Redis (default: on for live, off for --replay)"),
+    ] = None,
+    live: Annotated[bool, typer.Option(help="show the live view")] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Scan live Kite ticks, a Kite-protocol server, or a replayed session into Redis."""
+    cfg = _config(config_dir)
+    if replay is not None and not replay.exists():
+        _fail(f"session file not found: {replay} (build one with `aion session build`)")
+    opts = ScanOptions(
+        replay=replay,
+        ws_url=ws_url,
+        speed=_speed(speed),
+        duration_s=duration,
+        symbols=[s.strip() for s in symbols.split(",") if s.strip()] if symbols else [],
+        instruments=list(instruments or []),
+        restore=restore,
+    )
+    try:
+        scanner = Scanner(cfg, opts, config_dir)
+        scanner.start()
+    except (ConfigError, ScanError, ValueError, OSError) as exc:
+        _fail(str(exc))
+        return
+    install_signal_handlers(scanner)
+    from aion.cli.live import LiveView, summary_table
+
+    show_live = live and console.is_terminal and not json_out
+    try:
+        if show_live:
+            with Live(LiveView(scanner), console=console, refresh_per_second=4):
+                while not scanner.should_stop():
+                    time.sleep(0.1)
+        else:
+            while not scanner.should_stop():
+                time.sleep(0.1)
+    finally:
+        summary = scanner.stop()
+    if json_out:
+        print(json.dumps(summary.values))
+    else:
+        console.print(summary_table(summary.values))
+        if scanner.engine is not None and scanner.engine.alerts:
+            console.print(f"{len(scanner.engine.alerts)} alerts; first ones:")
+            for a in scanner.engine.alerts[:10]:
+                f = a.fields()
+                console.print(
+                    f"  {f['bar_time']} {a.symbol:<16} {a.pattern:<13} {a.direction:<5} "
+                    f"conf {f['confidence']} entry {f['entry']} stop {f['stop']} "
+                    f"target {f['target']} qty {f['quantity']}",
+                    highlight=False,
+                )
+    fatal = [f.stats.fatal_error for f in scanner.feeds if f.stats.fatal_error]
+    if fatal:
+        _fail(fatal[0], 1)
+
+
+def _redis_for_reading(cfg: AionConfig):  # type: ignore[no-untyped-def]
+    from aion.store.server import PrivateRedis, connect
+
+    if cfg.redis.url:
+        return connect(cfg.redis.url), None
+    pr = PrivateRedis(cfg.data_dir())
+    return connect(pr.start()), pr
+
+
+@app.command()
+def bars(
+    symbol: Annotated[str, typer.Option(help="e.g. NSE:HDFCBANK")],
+    date: Annotated[str | None, typer.Option(help="trading date YYYY-MM-DD (default: latest)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or csv")] = "table",
+    extended: Annotated[
+        bool, typer.Option(help="include pre-open and post-close bars")
+    ] = False,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Print the 1-minute bars (start-labelled, IST) of one instrument from Redis."""
+    from aion.store.queries import known_dates, read_bars
+
+    if fmt not in ("table", "csv"):
+        _fail("--format must be table or csv")
+    cfg = _config(config_dir)
+    client, pr = _redis_for_reading(cfg)
+    try:
+        if date is None:
+            dates = known_dates(client, symbol)
+            if not dates:
+                _fail(f"no bars stored for {symbol}; run a scan first", 1)
+            d = dates[-1]
+        else:
+            try:
+                pd_ = parse_date(date)
+            except ValueError as exc:
+                _fail(str(exc))
+                return
+            d = pd_.year * 10_000 + pd_.month * 100 + pd_.day
+        rows = read_bars(client, symbol, d, extended=extended)
+    finally:
+        client.close()
+        if pr is not None:
+            pr.stop()
+    if not rows:
+        _fail(f"no bars for {symbol} on {d}", 1)
+    cols = ["time", "open", "high", "low", "close", "volume", "oi", "ticks", "segment"]
+    if fmt == "csv":
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(["date", *cols])
+        for r in rows:
+            w.writerow([d, *[r[c] for c in cols]])
+        return
+    t = Table(title=f"{symbol} 1-minute bars {d} (IST, start-labelled)")
+    for c in cols:
+        t.add_column(c, justify="right")
+    for r in rows:
+        t.add_row(*[f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in cols])
+    console.print(t)
+
+
+@app.command()
+def health(
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Redis reachability, memory, key counts per namespace and the age of the last tick.
+
+    Exit code 0 healthy, 1 degraded, 2 down.
+    """
+    from aion.store.queries import health as health_report
+
+    cfg = _config(config_dir)
+    try:
+        client, pr = _redis_for_reading(cfg)
+    except Exception as exc:  # the report is the point: show why Redis is down
+        report = {"status": "down", "redis": {"reachable": False, "error": str(exc)}}
+        client, pr = None, None
+    else:
+        try:
+            report = health_report(client)
+        finally:
+            client.close()
+            if pr is not None:
+                pr.stop()
+    if json_out:
+        print(json.dumps(report, default=str))
+    else:
+        t = Table(title=f"aion health: {report['status']}", show_header=False)
+        t.add_column("check", style="bold")
+        t.add_column("value")
+        for section, val in report.items():
+            if isinstance(val, dict):
+                for k, v in val.items():
+                    t.add_row(f"{section}.{k}", str(v))
+            else:
+                t.add_row(section, str(val))
+        console.print(t)
+    raise typer.Exit({"ok": 0, "degraded": 1}.get(str(report["status"]), 2))
+
+
+@app.command()
+def patterns(config_dir: ConfigDir = None) -> None:
+    """List the registered detectors, their parameters and whether patterns.yaml enables them."""
+    from aion.config import load_patterns
+    from aion.patterns.registry import known_detectors
+
+    try:
+        enabled = {p.name: p for p in load_patterns(config_dir)}
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    t = Table(title="detectors")
+    for c in ("name", "enabled", "description", "parameters (default)"):
+        t.add_column(c)
+    for name, det in sorted(known_detectors().items()):
+        p = enabled.get(name)
+        params = ", ".join(
+            f"{k}={(p.params.get(k, d) if p else d)!r}" for k, (d, _h) in det.params.items()
+        )
+        t.add_row(name, "yes" if p and p.enabled else "no", det.description, params)
+    console.print(t)

@@ -1,0 +1,352 @@
+"""The feed: one WebSocket connection to Kite's ticker (or the replay server).
+
+The same code talks to ``wss://ws.kite.trade`` and to ``aion.replay.server`` on
+127.0.0.1 (DESIGN.md, "The socket"). Protocol per the Kite Connect WebSocket docs
+(https://kite.trade/docs/connect/v3/websocket/):
+
+- connect to ``URL?api_key=...&access_token=...``; an invalid or expired token is
+  refused in the handshake with HTTP 403;
+- subscribe with the text message ``{"a": "subscribe", "v": [tokens]}`` (new tokens
+  start in ``quote`` mode), then set modes with ``{"a": "mode", "v": [mode, [tokens]]}``
+  where mode is ``ltp``, ``quote`` or ``full``;
+- at most 3000 instruments per connection and 3 connections per API key;
+- the server sends binary messages of one or more tick packets, a 1-byte binary
+  heartbeat every second when idle, and JSON text messages (order updates, errors).
+
+Each non-heartbeat binary message is put on the sink queue untouched as
+``(recv_ns, conn_name, frame)``; parsing happens on the compute thread. Disconnects
+are retried with exponential backoff and full jitter, and the subscription is sent
+again on every (re)connect; every gap is recorded in ``stats.gaps``. An HTTP 403 is
+not retried: the token will not become valid by waiting.
+
+The access token is never logged: URLs and error texts are redacted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import websocket
+
+from aion.kite.protocol import MODE_NAMES, is_heartbeat, parse_text_message
+from aion.pipeline.queues import BoundedQueue
+
+log = logging.getLogger(__name__)
+
+KITE_WS_URL = "wss://ws.kite.trade"
+#: Kite's limit of instruments per WebSocket connection.
+MAX_TOKENS_PER_CONNECTION = 3000
+#: Kite's limit of WebSocket connections per API key.
+MAX_CONNECTIONS_PER_KEY = 3
+#: One line shown when Kite refuses the token.
+FATAL_403 = (
+    "Kite rejected the access token (HTTP 403): it is invalid or expired; "
+    "generate a new one (Kite Connect login flow) and set KITE_ACCESS_TOKEN"
+)
+
+RawFrame = tuple[int, str, bytes]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """One interruption of the feed: wall-clock epoch ns, and why."""
+
+    disconnected_ns: int
+    reconnected_ns: int | None  # None: the feed stopped before it came back
+    reason: str
+    attempts: int  # connection attempts it took to come back
+
+
+@dataclass
+class FeedStats:
+    """Counters of one connection (read by the live view and the final summary)."""
+
+    frames: int = 0  # binary messages put on the sink (heartbeats excluded)
+    heartbeats: int = 0
+    bytes: int = 0  # bytes of those frames
+    text: int = 0  # text messages parsed and passed on
+    bad_text: int = 0  # text messages that were not valid JSON
+    dropped: int = 0  # frames the sink refused (its overflow policy counted them too)
+    connects: int = 0  # successful handshakes, the first included
+    reconnects: int = 0  # successful handshakes after a gap
+    connect_failures: int = 0  # attempts that did not get through the handshake
+    gaps: list[Gap] = field(default_factory=list)
+    fatal_error: str | None = None
+    last_frame_monotonic: float | None = None  # any message, heartbeats included
+
+
+class FeedClient:
+    """One ticker connection feeding raw frames into ``sink``.
+
+    Args:
+        url: ``wss://ws.kite.trade`` or the replay server's ``ws://127.0.0.1:PORT``.
+        api_key, access_token: Kite credentials (sent as query parameters).
+        modes: instrument token -> ``MODE_LTP``/``MODE_QUOTE``/``MODE_FULL``; at most 3000.
+        sink: queue receiving ``(time.time_ns(), name, frame)`` per binary message.
+        name: connection name carried with every frame and used in the thread name.
+        on_text: called with each parsed text message (Kite order updates, errors).
+        reconnect: retry after a disconnect (never after HTTP 403).
+        max_backoff_s: cap of the exponential backoff between attempts.
+        base_backoff_s: first backoff ceiling; attempt k waits uniform(0, min(cap, base * 2**k)).
+        stale_after_s: close and reconnect when nothing (not even a heartbeat) arrived for this long.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        access_token: str,
+        modes: Mapping[int, int],
+        sink: BoundedQueue[RawFrame],
+        name: str = "conn0",
+        on_text: Callable[[dict], None] | None = None,
+        reconnect: bool = True,
+        max_backoff_s: float = 30.0,
+        base_backoff_s: float = 0.5,
+        stale_after_s: float = 10.0,
+    ) -> None:
+        if len(modes) > MAX_TOKENS_PER_CONNECTION:
+            raise ValueError(
+                f"{name}: {len(modes)} instruments on one connection; Kite allows at most "
+                f"{MAX_TOKENS_PER_CONNECTION} per connection (and {MAX_CONNECTIONS_PER_KEY} "
+                "connections per API key)"
+            )
+        bad = {m for m in modes.values() if m not in MODE_NAMES}
+        if bad:
+            raise ValueError(f"{name}: unknown mode(s) {sorted(bad)}; expected {MODE_NAMES}")
+        self.name = name
+        self.base_url = url
+        self._api_key = api_key
+        self._token = access_token
+        self.modes = dict(modes)
+        self.sink = sink
+        self.on_text = on_text
+        self.reconnect = reconnect
+        self.max_backoff_s = max_backoff_s
+        self.base_backoff_s = base_backoff_s
+        self.stale_after_s = stale_after_s
+        self.stats = FeedStats()
+        self._url = _with_query(url, {"api_key": api_key, "access_token": access_token})
+        self._ws: websocket.WebSocketApp | None = None
+        self._connected = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
+        self._reason: str | None = None  # why the current connection ended
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"FeedClient(name={self.name!r}, url={self.redacted_url!r}, tokens={len(self.modes)})"
+
+    @property
+    def redacted_url(self) -> str:
+        return _with_query(self.base_url, {"api_key": self._api_key, "access_token": "***"})
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Connect and run in a daemon thread ``feed-<name>``; returns at once."""
+        if self._thread is not None:
+            raise RuntimeError(f"{self.name}: already started")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"feed-{self.name}", daemon=True)
+        self._thread.start()
+        self._watchdog = threading.Thread(
+            target=self._watch, name=f"feed-{self.name}-watchdog", daemon=True
+        )
+        self._watchdog.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the connection, stop retrying and join the threads."""
+        self._stop.set()
+        ws = self._ws
+        if ws is not None:
+            _abort(ws)
+        for t in (self._thread, self._watchdog):
+            if t is not None:
+                t.join(timeout=timeout)
+        self._thread = self._watchdog = None
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected (True) or ``timeout`` seconds pass / a fatal error (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._connected:
+                return True
+            if self.stats.fatal_error is not None:
+                return False
+            time.sleep(0.01)
+        return self._connected
+
+    # --------------------------------------------------------------- the loop
+    def _run(self) -> None:
+        attempt = 0
+        gap_start: int | None = None
+        gap_reason = ""
+        while not self._stop.is_set():
+            self._reason = None
+            opened_before = self.stats.connects
+            ws = websocket.WebSocketApp(
+                self._url,
+                on_open=self._on_open,
+                on_message=self._on_message,
+                on_error=self._on_error,
+                on_close=self._on_close,
+            )
+            self._ws = ws
+            if gap_start is not None:
+                # on_open of this attempt closes the gap: hand the gap to it
+                self._pending_gap = (gap_start, gap_reason, attempt + 1)
+            try:
+                ws.run_forever(reconnect=0)
+            except Exception as e:  # run_forever reports through on_error; belt and braces
+                self._reason = self._reason or _describe(e, self._token)
+            self._connected = False
+            self._ws = None
+            if self.stats.connects > opened_before:  # this attempt got through, then ended
+                attempt = 0
+                gap_start = None
+                if not self._stop.is_set():  # not our own stop(): a gap begins
+                    gap_start = time.time_ns()
+                    gap_reason = self._reason or "connection closed"
+                    log.warning("%s: disconnected (%s)", self.name, gap_reason)
+            else:
+                self.stats.connect_failures += 1
+                attempt += 1
+            if self.stats.fatal_error is not None:
+                log.error("%s: %s", self.name, self.stats.fatal_error)
+                break
+            if self._stop.is_set() or not self.reconnect:
+                break
+            ceiling = min(self.max_backoff_s, self.base_backoff_s * 2 ** min(attempt, 30))
+            self._stop.wait(random.uniform(0.0, ceiling))
+        if gap_start is not None:  # stopped (or gave up) before the feed came back
+            self.stats.gaps.append(Gap(gap_start, None, gap_reason, attempt))
+        self._pending_gap = None
+
+    _pending_gap: tuple[int, str, int] | None = None
+
+    def _watch(self) -> None:
+        """Close a connection that went silent (Kite heartbeats every second when idle)."""
+        while not self._stop.wait(min(1.0, self.stale_after_s / 4)):
+            last = self.stats.last_frame_monotonic
+            ws = self._ws
+            if self._connected and ws is not None and last is not None:
+                silent = time.monotonic() - last
+                if silent > self.stale_after_s:
+                    self._reason = f"no data for {silent:.1f} s"
+                    _abort(ws)
+
+    # --------------------------------------------------------------- callbacks
+    def _on_open(self, ws: websocket.WebSocketApp) -> None:
+        if self._stop.is_set():  # stop() raced with the handshake
+            ws.keep_running = False
+            return
+        now_ns = time.time_ns()
+        self.stats.last_frame_monotonic = time.monotonic()
+        self.stats.connects += 1
+        pending, self._pending_gap = self._pending_gap, None
+        if pending is not None:
+            start, reason, attempts = pending
+            self.stats.gaps.append(Gap(start, now_ns, reason, attempts))
+            self.stats.reconnects += 1
+            log.info(
+                "%s: reconnected after %.1f s (%s)", self.name, (now_ns - start) / 1e9, reason
+            )
+        for msg in subscription_messages(self.modes):
+            ws.send(msg)
+        self._connected = True
+        log.info("%s: connected to %s, %d instruments", self.name, self.redacted_url, len(self.modes))
+
+    def _on_message(self, ws: websocket.WebSocketApp, message: bytes | str) -> None:
+        self.stats.last_frame_monotonic = time.monotonic()
+        if isinstance(message, bytes):
+            if is_heartbeat(message):
+                self.stats.heartbeats += 1
+                return
+            self.stats.frames += 1
+            self.stats.bytes += len(message)
+            if not self.sink.put((time.time_ns(), self.name, message)):
+                self.stats.dropped += 1
+            return
+        try:
+            obj = parse_text_message(message)
+        except ValueError:  # includes MalformedFrame and json.JSONDecodeError
+            self.stats.bad_text += 1
+            return
+        self.stats.text += 1
+        if self.on_text is not None:
+            self.on_text(obj)
+
+    def _on_error(self, ws: websocket.WebSocketApp, error: Exception) -> None:
+        status = getattr(error, "status_code", None)
+        if isinstance(error, websocket.WebSocketBadStatusException) and status == 403:
+            self.stats.fatal_error = FATAL_403
+            self._reason = "HTTP 403"
+            return
+        self._reason = self._reason or _describe(error, self._token)
+
+    def _on_close(self, ws: websocket.WebSocketApp, code: int | None, reason: str | None) -> None:
+        self._connected = False
+        if self._reason is None and code is not None:
+            self._reason = f"closed by server (code {code}{': ' + reason if reason else ''})"
+
+
+def _abort(ws: websocket.WebSocketApp) -> None:
+    """End ``ws.run_forever`` from another thread: close frame, then TCP shutdown.
+
+    ``WebSocketApp.close()`` from a second thread can close the socket's fd under the
+    dispatcher's ``select`` (which then never wakes); shutting the socket down instead
+    makes it readable (EOF), and the dispatcher sees ``keep_running`` False and tears down.
+    """
+    ws.keep_running = False
+    sock = ws.sock
+    if sock is None:
+        return
+    with contextlib.suppress(Exception):  # best effort: the peer may be gone already
+        sock.send_close()
+    raw = sock.sock
+    if raw is not None:
+        with contextlib.suppress(OSError):
+            raw.shutdown(socket.SHUT_RDWR)
+
+
+def subscription_messages(modes: Mapping[int, int]) -> list[str]:
+    """Kite's subscribe messages (chunks of <= 3000 tokens), then one mode message per mode."""
+    tokens = list(modes)
+    out = [
+        json.dumps({"a": "subscribe", "v": tokens[i : i + MAX_TOKENS_PER_CONNECTION]})
+        for i in range(0, len(tokens), MAX_TOKENS_PER_CONNECTION)
+    ]
+    by_mode: dict[int, list[int]] = {}
+    for token, mode in modes.items():
+        by_mode.setdefault(mode, []).append(token)
+    for mode in sorted(by_mode):
+        out.append(json.dumps({"a": "mode", "v": [MODE_NAMES[mode], by_mode[mode]]}))
+    return out
+
+
+def _with_query(url: str, params: Mapping[str, str]) -> str:
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode(params, safe="*")) if q)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, parts.fragment))
+
+
+def _describe(error: BaseException, token: str) -> str:
+    """One line for a connection error, with the access token removed."""
+    text = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
+    if token:
+        text = text.replace(token, "***")
+    return text

@@ -1,0 +1,370 @@
+"""The compute step: frames -> ticks -> incremental volume -> bars -> indicators -> alerts.
+
+:class:`ComputeEngine` runs on the compute thread. It takes a batch of raw
+frames from the ``raw`` queue, decodes them into one columnar tick array
+(:func:`aion.kite.protocol.decode_frame`), validates ticks, maps tokens to
+instrument slots, turns cumulative volume into incremental volume
+(:class:`~aion.volume.state.VolumeStateManager`), builds 1-minute bars
+(:class:`~aion.bars.builder.BarBuilder`) and, for each closed regular bar,
+updates the indicator core, runs the pattern engine, sizes signals with the
+risk manager and filters them through the alert manager. Everything it wants
+persisted goes to the store thread as one :class:`~aion.store.writer.StoreBatch`.
+
+Time is exchange time only: ticks without an exchange timestamp (ltp and index
+quote packets) take the latest exchange time seen on the feed; a tick before
+any exchange time is known is counted as ``untimed`` and skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aion.alerts.manager import Alert, AlertManager
+from aion.bars.builder import BarBuilder
+from aion.config import AionConfig
+from aion.indicators.core import IndicatorConfig, IndicatorCore
+from aion.instruments.master import Instrument
+from aion.kite.protocol import MODE_LTP, TICK_DTYPE, MalformedFrame, decode_frame, is_heartbeat
+from aion.market.time import SEGMENT_NAMES, SEGMENT_REGULAR, session_dates, to_ist
+from aion.patterns.registry import InstrumentView, PatternEngine
+from aion.risk.manager import RiskManager
+from aion.store import keys
+from aion.store.writer import AlertRecord, StoreBatch, encode_bar
+from aion.volume.state import VolumeStateManager
+
+HISTORY_BARS = 64
+"""Closed regular bars kept per instrument for detectors (ring buffer length)."""
+
+# Exchange timestamps outside this range are rejected as absurd (2000-01-01 .. 2100-01-01 UTC).
+_MIN_TS = 946_684_800
+_MAX_TS = 4_102_444_800
+
+
+@dataclass
+class ComputeCounters:
+    """Counts shown in the live view and the final summary."""
+
+    frames: int = 0
+    heartbeats: int = 0
+    malformed_frames: int = 0
+    ticks: int = 0
+    invalid_ticks: int = 0
+    untimed_ticks: int = 0
+    unknown_tokens: int = 0
+    bars: int = 0
+    regular_bars: int = 0
+    malformed_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class _History:
+    """Ring buffer of the last ``HISTORY_BARS`` closed regular bars per slot (float64)."""
+
+    FIELDS = ("open", "high", "low", "close", "volume")
+
+    def __init__(self, capacity: int) -> None:
+        self.data = np.zeros((capacity, len(self.FIELDS), HISTORY_BARS), np.float64)
+        self.count = np.zeros(capacity, np.int64)
+        self.date = np.zeros(capacity, np.int64)
+
+    def ensure(self, n: int) -> None:
+        cap = self.data.shape[0]
+        if n <= cap:
+            return
+        new = max(n, 2 * cap)
+        data = np.zeros((new, len(self.FIELDS), HISTORY_BARS), np.float64)
+        data[:cap] = self.data
+        count = np.zeros(new, np.int64)
+        count[:cap] = self.count
+        date = np.zeros(new, np.int64)
+        date[:cap] = self.date
+        self.data, self.count, self.date = data, count, date
+
+    def view(self, slot: int, date: int) -> dict[str, np.ndarray]:
+        """Bars of ``date`` before the current one, oldest first."""
+        n = int(self.count[slot]) if self.date[slot] == date else 0
+        m = min(n, HISTORY_BARS)
+        idx = (np.arange(n - m, n)) % HISTORY_BARS
+        return {f: self.data[slot, i, idx] for i, f in enumerate(self.FIELDS)}
+
+    def append(self, slot: int, date: int, values: tuple[float, ...]) -> None:
+        if self.date[slot] != date:
+            self.date[slot] = date
+            self.count[slot] = 0
+        pos = int(self.count[slot]) % HISTORY_BARS
+        self.data[slot, :, pos] = values
+        self.count[slot] += 1
+
+
+class ComputeEngine:
+    """Per-instrument state of the scan and the per-batch pipeline.
+
+    Args:
+        instruments: the subscribed universe (token -> instrument).
+        config: validated ``aion.yaml``.
+        patterns: the pattern engine built from ``patterns.yaml``.
+        avg_volume: ``symbol -> average daily volume`` (shares, unadjusted scale).
+        restored_volume: ``symbol -> persisted volume state`` to seed after a restart
+            (used only when its ``session_date`` equals the tick's session).
+        node: process name for cross-instrument keys.
+    """
+
+    def __init__(
+        self,
+        instruments: dict[int, Instrument],
+        config: AionConfig,
+        patterns: PatternEngine,
+        avg_volume: dict[str, float],
+        restored_volume: dict[str, dict[str, int]] | None = None,
+        node: str = "main",
+    ) -> None:
+        self.config = config
+        self.node = node
+        self.patterns = patterns
+        self.counters = ComputeCounters()
+        self.instruments = instruments
+        self._tokens = np.array(sorted(instruments), dtype=np.int64)
+        self._slot_of_sorted = np.arange(self._tokens.shape[0], dtype=np.int64)
+        self.slot_inst: list[Instrument] = [instruments[int(t)] for t in self._tokens]
+        n = max(1, len(self.slot_inst))
+        self.volume = VolumeStateManager(n)
+        self.bars = BarBuilder(n)
+        ic = config.indicators
+        self.indicators = IndicatorCore(
+            n, IndicatorConfig(tuple(ic.ema_periods), ic.rsi_period, ic.atr_period)
+        )
+        self.history = _History(n)
+        self.risk = RiskManager(config.risk)
+        self.alert_manager = AlertManager(
+            config.alerts.min_confidence, config.alerts.market_hours_only
+        )
+        minutes = config.volume.regular_session_minutes
+        self.expected_bar_volume = np.array(
+            [avg_volume.get(i.symbol, math.nan) / minutes for i in self.slot_inst], np.float64
+        )
+        self._restored = restored_volume or {}
+        self._seen = np.zeros(n, np.bool_)
+        self.clock = 0  # latest exchange timestamp, epoch seconds
+        self.recent_alerts: list[Alert] = []
+        self.alerts: list[Alert] = []
+        self._last_wall_frame_ns = 0
+
+    # -- decoding ----------------------------------------------------------------------------
+
+    def _decode(self, frames: list[tuple[int, str, bytes]]) -> np.ndarray:
+        parts = []
+        c = self.counters
+        for recv_ns, _conn, frame in frames:
+            c.frames += 1
+            self._last_wall_frame_ns = max(self._last_wall_frame_ns, recv_ns)
+            if is_heartbeat(frame):
+                c.heartbeats += 1
+                continue
+            try:
+                parts.append(decode_frame(frame))
+            except MalformedFrame as exc:
+                c.malformed_frames += 1
+                c.malformed_reasons[exc.reason] = c.malformed_reasons.get(exc.reason, 0) + 1
+        if not parts:
+            return np.empty(0, TICK_DTYPE)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _timestamps(self, ticks: np.ndarray) -> np.ndarray:
+        """Exchange time per tick; ticks without one take the running exchange clock."""
+        ts = ticks["exchange_timestamp"].astype(np.int64)
+        running = np.maximum.accumulate(np.concatenate(([self.clock], ts)))[1:]
+        return np.where(ts > 0, ts, running)
+
+    # -- the batch ---------------------------------------------------------------------------
+
+    def process(self, frames: list[tuple[int, str, bytes]]) -> StoreBatch:
+        """Run one batch of raw frames ``(recv_ns, connection, bytes)`` through the pipeline."""
+        batch = StoreBatch()
+        ticks = self._decode(frames)
+        c = self.counters
+        if ticks.shape[0]:
+            self._process_ticks(ticks, batch)
+        if self._last_wall_frame_ns:
+            batch.state[keys.feed(self.node)] = {
+                "last_frame_wall": f"{self._last_wall_frame_ns / 1e9:.3f}",
+                "last_exchange_timestamp": str(self.clock),
+                "frames": str(c.frames),
+            }
+        return batch
+
+    def _process_ticks(self, ticks: np.ndarray, batch: StoreBatch) -> None:
+        c = self.counters
+        c.ticks += int(ticks.shape[0])
+        ts = self._timestamps(ticks)
+        untimed = ts <= 0
+        bad_ts = (ts > 0) & ((ts < _MIN_TS) | (ts > _MAX_TS))
+        price = ticks["last_price"]
+        bad_val = ~np.isfinite(price) | (price <= 0) | (ticks["volume_traded"] < 0)
+        pos = np.searchsorted(self._tokens, ticks["instrument_token"].astype(np.int64))
+        pos_c = np.minimum(pos, max(0, self._tokens.shape[0] - 1))
+        known = (self._tokens.shape[0] > 0) & (self._tokens[pos_c] == ticks["instrument_token"])
+        keep = known & ~untimed & ~bad_ts & ~bad_val
+        c.untimed_ticks += int(untimed.sum())
+        c.invalid_ticks += int((~untimed & (bad_ts | bad_val)).sum())
+        c.unknown_tokens += int((~known).sum())
+        if not keep.all():
+            ticks, ts, pos_c = ticks[keep], ts[keep], pos_c[keep]
+        if ticks.shape[0] == 0:
+            return
+        slots = self._slot_of_sorted[pos_c]
+        self.clock = max(self.clock, int(ts.max()))
+        dates = session_dates(ts)
+        self._restore_new(slots, dates)
+
+        has_volume = (ticks["mode"] != MODE_LTP) & ticks["tradable"]
+        incr = np.zeros(ticks.shape[0], np.int64)
+        if has_volume.any():
+            incr[has_volume] = self.volume.apply(
+                slots[has_volume], dates[has_volume], ticks["volume_traded"][has_volume]
+            )
+        closed = self.bars.update(slots, ts, price, incr, ticks["oi"])
+        self._latest_state(ticks, slots, ts, has_volume, batch)
+        if closed.shape[0]:
+            self._on_bars(closed, batch)
+
+    def _restore_new(self, slots: np.ndarray, dates: np.ndarray) -> None:
+        new = ~self._seen[slots]
+        if not new.any():
+            return
+        for i in np.flatnonzero(new):
+            s = int(slots[i])
+            if self._seen[s]:
+                continue
+            self._seen[s] = True
+            st = self._restored.get(self.slot_inst[s].symbol)
+            if st and int(st["session_date"]) == int(dates[i]):
+                self.volume.restore(
+                    s,
+                    int(st["session_date"]),
+                    int(st["first_cumulative"]),
+                    int(st["last_cumulative"]),
+                    int(st.get("bad_ticks", 0)),
+                )
+
+    def _latest_state(
+        self,
+        ticks: np.ndarray,
+        slots: np.ndarray,
+        ts: np.ndarray,
+        has_volume: np.ndarray,
+        batch: StoreBatch,
+    ) -> None:
+        # last tick per slot in this batch
+        rev = slots[::-1]
+        uniq, idx_rev = np.unique(rev, return_index=True)
+        last = slots.shape[0] - 1 - idx_rev
+        for s, i in zip(uniq.tolist(), last.tolist(), strict=True):
+            sym = self.slot_inst[s].symbol
+            t = ticks[i]
+            state = {
+                "last_price": f"{float(t['last_price']):.2f}",
+                "exchange_timestamp": str(int(ts[i])),
+                "mode": str(int(t["mode"])),
+            }
+            if has_volume[i]:
+                state["volume_traded"] = str(int(t["volume_traded"]))
+                state["last_traded_quantity"] = str(int(t["last_traded_quantity"]))
+                state["average_traded_price"] = f"{float(t['average_traded_price']):.2f}"
+                state["oi"] = str(int(t["oi"]))
+                batch.state[keys.volume_state(sym)] = self.volume.snapshot(s)
+            batch.state[keys.tick(sym)] = state
+
+    def _on_bars(self, closed: np.ndarray, batch: StoreBatch) -> None:
+        c = self.counters
+        c.bars += int(closed.shape[0])
+        dates = session_dates(closed["start"])
+        per_key: dict[str, dict[str, str]] = {}
+        for b, d in zip(closed, dates.tolist(), strict=True):
+            sym = self.slot_inst[int(b["slot"])].symbol
+            regular = int(b["segment"]) == SEGMENT_REGULAR
+            k = keys.bars_1m(sym, d) if regular else keys.bars_1m_ext(sym, d)
+            per_key.setdefault(k, {})[to_ist(int(b["start"])).strftime("%H:%M")] = encode_bar(
+                {
+                    "start": int(b["start"]),
+                    "open": round(float(b["open"]), 4),
+                    "high": round(float(b["high"]), 4),
+                    "low": round(float(b["low"]), 4),
+                    "close": round(float(b["close"]), 4),
+                    "volume": int(b["volume"]),
+                    "oi": int(b["oi"]),
+                    "ticks": int(b["ticks"]),
+                    "segment": SEGMENT_NAMES[int(b["segment"])],
+                }
+            )
+        batch.bars.extend(per_key.items())
+        reg_mask = closed["segment"] == SEGMENT_REGULAR
+        reg = closed[reg_mask]
+        if reg.shape[0] == 0:
+            return
+        c.regular_bars += int(reg.shape[0])
+        reg_dates = dates[reg_mask]
+        slots = reg["slot"].astype(np.int64)
+        self.indicators.update(
+            slots,
+            reg_dates,
+            reg["open"],
+            reg["high"],
+            reg["low"],
+            reg["close"],
+            reg["volume"].astype(np.float64),
+        )
+        values = self.indicators.values(slots)
+        names = list(values)
+        for j in range(reg.shape[0]):
+            self._on_regular_bar(reg[j], int(reg_dates[j]), {n: float(values[n][j]) for n in names}, batch)
+
+    def _on_regular_bar(
+        self, bar: np.void, date: int, ind: dict[str, float], batch: StoreBatch
+    ) -> None:
+        s = int(bar["slot"])
+        inst = self.slot_inst[s]
+        values = (
+            float(bar["open"]),
+            float(bar["high"]),
+            float(bar["low"]),
+            float(bar["close"]),
+            float(bar["volume"]),
+        )
+        view = InstrumentView(
+            symbol=inst.symbol,
+            bar_start=int(bar["start"]),
+            open=values[0],
+            high=values[1],
+            low=values[2],
+            close=values[3],
+            volume=values[4],
+            history=self.history.view(s, date),
+            indicators=ind,
+            expected_bar_volume=float(self.expected_bar_volume[s]),
+            lot_size=max(1, int(inst.lot_size)),
+        )
+        self.history.append(s, date, values)
+        ind_state = {k: ("nan" if math.isnan(v) else f"{v:.6f}") for k, v in ind.items()}
+        ind_state["bar_start"] = str(int(bar["start"]))
+        batch.state[keys.indicators(inst.symbol)] = ind_state
+        for sig in self.patterns.detect(view):
+            act = self.patterns.settings(sig.pattern)
+            plan = self.risk.plan(sig, view)
+            alert = self.alert_manager.consider(
+                sig, view, plan, act.min_confidence, act.cooldown_s, regular=True
+            )
+            if alert is not None:
+                self.alerts.append(alert)
+                self.recent_alerts = (self.recent_alerts + [alert])[-10:]
+                batch.alerts.append(AlertRecord(alert.date, alert.stream_id, alert.fields()))
+
+    def finish(self) -> StoreBatch:
+        """Close every forming bar (end of session or shutdown) and return what it produced."""
+        batch = StoreBatch()
+        closed = self.bars.close_all()
+        if closed.shape[0]:
+            self._on_bars(closed, batch)
+        return batch
+

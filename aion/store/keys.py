@@ -1,0 +1,87 @@
+"""The Redis key schema: every key aion writes is named here and only here.
+
+Cluster-safe by construction (DESIGN.md, "Beyond one machine"): every key of
+one instrument carries the instrument in a hash tag, ``aion:{NSE:HDFCBANK}:...``,
+so all of an instrument's keys live in one slot; cross-instrument data (the
+alert stream, run summaries, feed health) lives in keys named per day or per
+process (``node``). Every key has a TTL or a bounded length.
+
+| key | type | holds | bound |
+| --- | --- | --- | --- |
+| ``aion:{SYM}:bars:1m:YYYYMMDD`` | hash | field ``HH:MM`` (IST bar start) -> JSON bar, regular session | TTL ``ttl_days.bars`` |
+| ``aion:{SYM}:bars:1m:ext:YYYYMMDD`` | hash | same, pre-open and post-close bars | TTL ``ttl_days.bars`` |
+| ``aion:{SYM}:tick`` | hash | latest tick (Kite field names) | TTL ``ttl_days.state`` |
+| ``aion:{SYM}:volume`` | hash | VolumeStateManager state (session, first/last cumulative) | TTL ``ttl_days.state`` |
+| ``aion:{SYM}:ind:1m`` | hash | latest 1-minute indicator values | TTL ``ttl_days.state`` |
+| ``aion:{SYM}:averages`` | hash | daily average volume used for expectations | TTL ``ttl_days.state`` |
+| ``aion:alerts:YYYYMMDD`` | stream | alerts; entry id = exchange ms of the bar end + sequence | MAXLEN ~``alerts_maxlen``, TTL ``ttl_days.alerts`` |
+| ``aion:runs:YYYYMMDD`` | stream | one run summary per scan | MAXLEN ~1000, TTL ``ttl_days.runs`` |
+| ``aion:feed:NODE`` | hash | per connection: wall time and exchange time of the last frame | TTL ``ttl_days.state`` |
+"""
+
+from __future__ import annotations
+
+PREFIX = "aion"
+
+NAMESPACES = ("bars", "tick", "volume", "ind", "averages", "alerts", "runs", "feed")
+"""Namespaces reported by ``aion health`` (key counts per namespace)."""
+
+
+def _inst(symbol: str) -> str:
+    if "{" in symbol or "}" in symbol:
+        raise ValueError(f"symbol {symbol!r} must not contain braces")
+    return f"{PREFIX}:{{{symbol}}}"
+
+
+def bars_1m(symbol: str, date: int) -> str:
+    """Regular-session 1-minute bars of ``symbol`` on ``date`` (YYYYMMDD)."""
+    return f"{_inst(symbol)}:bars:1m:{date}"
+
+
+def bars_1m_ext(symbol: str, date: int) -> str:
+    """Pre-open and post-close 1-minute bars of ``symbol`` on ``date``."""
+    return f"{_inst(symbol)}:bars:1m:ext:{date}"
+
+
+def tick(symbol: str) -> str:
+    """Latest tick of ``symbol``."""
+    return f"{_inst(symbol)}:tick"
+
+
+def volume_state(symbol: str) -> str:
+    """Cumulative-volume state of ``symbol`` (restored after a restart)."""
+    return f"{_inst(symbol)}:volume"
+
+
+def indicators(symbol: str, timeframe: str = "1m") -> str:
+    """Latest indicator values of ``symbol`` on ``timeframe``."""
+    return f"{_inst(symbol)}:ind:{timeframe}"
+
+
+def averages(symbol: str) -> str:
+    """Daily average volume inputs of ``symbol``."""
+    return f"{_inst(symbol)}:averages"
+
+
+def alerts(date: int) -> str:
+    """The alert stream of trading ``date``."""
+    return f"{PREFIX}:alerts:{date}"
+
+
+def runs(date: int) -> str:
+    """Run summaries of trading ``date``."""
+    return f"{PREFIX}:runs:{date}"
+
+
+def feed(node: str) -> str:
+    """Feed health of process ``node``."""
+    return f"{PREFIX}:feed:{node}"
+
+
+def namespace_of(key: str) -> str:
+    """The namespace of an aion key (``bars``, ``alerts``...) or ``other``."""
+    if key.startswith(f"{PREFIX}:{{"):
+        rest = key.split("}:", 1)
+        return rest[1].split(":", 1)[0] if len(rest) == 2 else "other"
+    parts = key.split(":")
+    return parts[1] if len(parts) > 1 and parts[0] == PREFIX else "other"
