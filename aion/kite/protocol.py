@@ -78,6 +78,7 @@ __all__ = [
     "SEGMENT_NFO",
     "SEGMENT_NSE",
     "TICK_DTYPE",
+    "BytesLike",
     "MalformedFrame",
     "decode_frame",
     "decode_packet",
@@ -281,11 +282,10 @@ def price_divisor(token: int) -> float:
 
 def price_divisors(tokens: np.ndarray) -> np.ndarray:
     """Vectorised :func:`price_divisor`: integer tokens (n,) -> float64 divisors (n,)."""
-    seg = np.asarray(tokens).astype(np.int64) & 0xFF
-    div = np.full(seg.shape, 100.0)
-    div[seg == SEGMENT_CDS] = 10_000_000.0
-    div[(seg == SEGMENT_BCD) | (seg == SEGMENT_NCO)] = 10_000.0
-    return div
+    return _DIVISOR_BY_SEGMENT[np.asarray(tokens).astype(np.int64) & 0xFF]
+
+
+_DIVISOR_BY_SEGMENT = np.array([price_divisor(seg) for seg in range(256)], np.float64)
 
 
 # --------------------------------------------------------------------------- kernels

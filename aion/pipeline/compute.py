@@ -305,20 +305,30 @@ class ComputeEngine:
             return
         c.regular_bars += int(reg.shape[0])
         reg_dates = dates[reg_mask]
-        slots = reg["slot"].astype(np.int64)
-        self.indicators.update(
-            slots,
-            reg_dates,
-            reg["open"],
-            reg["high"],
-            reg["low"],
-            reg["close"],
-            reg["volume"].astype(np.float64),
-        )
-        values = self.indicators.values(slots)
-        names = list(values)
-        for j in range(reg.shape[0]):
-            self._on_regular_bar(reg[j], int(reg_dates[j]), {n: float(values[n][j]) for n in names}, batch)
+        # Indicators and detectors advance minute by minute: a batch may close many minutes of
+        # one instrument, and each bar must see the indicator values as of its own close.
+        starts = reg["start"]
+        bounds = np.flatnonzero(np.diff(starts)) + 1
+        for lo, hi in zip(
+            np.concatenate(([0], bounds)).tolist(),
+            np.concatenate((bounds, [starts.shape[0]])).tolist(),
+            strict=True,
+        ):
+            group = reg[lo:hi]
+            slots = group["slot"].astype(np.int64)
+            self.indicators.update(
+                slots,
+                reg_dates[lo:hi],
+                group["open"],
+                group["high"],
+                group["low"],
+                group["close"],
+                group["volume"].astype(np.float64),
+            )
+            values = self.indicators.values(slots)
+            for j in range(hi - lo):
+                ind = {n: float(v[j]) for n, v in values.items()}
+                self._on_regular_bar(group[j], int(reg_dates[lo + j]), ind, batch)
 
     def _on_regular_bar(
         self, bar: np.void, date: int, ind: dict[str, float], batch: StoreBatch
