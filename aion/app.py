@@ -158,8 +158,10 @@ class Scanner:
     def _universe(self) -> dict[int, Instrument]:
         symbols = list(self.opts.symbols) or list(self.config.universe.symbols)
         if not symbols and self.session is not None:
-            return {int(r["instrument_token"]): self.master.by_token(int(r["instrument_token"]))
-                    for r in self.session.header["instruments"]}
+            return {
+                int(r["instrument_token"]): self.master.by_token(int(r["instrument_token"]))
+                for r in self.session.header["instruments"]
+            }
         if not symbols:
             raise ScanError(
                 "no instruments to scan: list symbols in config/aion.yaml universe.symbols "
@@ -186,7 +188,9 @@ class Scanner:
     def _averages(self) -> dict[str, float]:
         vc = self.config.volume
         daily = Path(vc.daily_history_dir) if vc.daily_history_dir else bundled_daily_dir()
-        fpath = Path(vc.adjustment_factors) if vc.adjustment_factors else bundled_adjustment_factors()
+        fpath = (
+            Path(vc.adjustment_factors) if vc.adjustment_factors else bundled_adjustment_factors()
+        )
         factors = read_adjustment_factors(fpath)
         wanted = {i.tradingsymbol for i in self.universe.values() if i.exchange == "NSE"}
         avgs = daily_averages(daily, self._scan_date(), vc.average_days, factors, wanted)
@@ -260,7 +264,9 @@ class Scanner:
             cfg.redis.max_buffered_commands,
         )
         self.store.start()
-        self._compute_thread = threading.Thread(target=self._compute_loop, name="compute", daemon=True)
+        self._compute_thread = threading.Thread(
+            target=self._compute_loop, name="compute", daemon=True
+        )
         self._compute_thread.start()
         url = self.opts.ws_url or cfg.kite.ws_url
         if self.session is not None:
@@ -270,7 +276,13 @@ class Scanner:
         mode = MODE_CODES[cfg.kite.default_mode]
         modes = {tok: mode for tok in self.universe}
         feed = FeedClient(
-            url, self.api_key, self.access_token, modes, self.raw, name="conn0", on_text=self._on_text
+            url,
+            self.api_key,
+            self.access_token,
+            modes,
+            self.raw,
+            name="conn0",
+            on_text=self._on_text,
         )
         self.feeds.append(feed)
         self.started_monotonic = time.monotonic()

@@ -328,6 +328,8 @@ def load_patterns(config_dir: Path | None = None) -> list[PatternConfig]:
         raise ConfigError("patterns.yaml: expected a mapping of detector name -> settings")
     out = []
     for name, body in raw.items():
+        if body is not None and not isinstance(body, dict):
+            raise ConfigError(f"{name}: expected a mapping of settings, got {body!r}")
         body = dict(body or {})
         out.append(_build(PatternConfig, {"name": str(name), **body}, str(name)))
     return out

@@ -266,7 +266,7 @@ class BarBuilder:
         return bars
 
     def close_all(self) -> np.ndarray:
-        """Close every forming bar (shutdown or end of session); ``BAR_DTYPE`` sorted by (start, slot)."""
+        """Close every forming bar (shutdown, end of session); sorted by (start, slot)."""
         cap = int(self.cur_start.shape[0])
         out = self._out(cap)
         n = _close_before_kernel(np.int64(2**62), *self._state(), *out)

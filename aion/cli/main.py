@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from aion.app import ScanError, ScanOptions, Scanner, install_signal_handlers
+from aion.app import ScanError, Scanner, ScanOptions, install_signal_handlers
 from aion.cli.kite_cmd import kite_app
 from aion.cli.replay_cmd import replay_app
 from aion.cli.session_cmd import session_app
@@ -154,11 +154,11 @@ def _redis_for_reading(cfg: AionConfig):  # type: ignore[no-untyped-def]
 @app.command()
 def bars(
     symbol: Annotated[str, typer.Option(help="e.g. NSE:HDFCBANK")],
-    date: Annotated[str | None, typer.Option(help="trading date YYYY-MM-DD (default: latest)")] = None,
+    date: Annotated[
+        str | None, typer.Option(help="trading date YYYY-MM-DD (default: latest)")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table or csv")] = "table",
-    extended: Annotated[
-        bool, typer.Option(help="include pre-open and post-close bars")
-    ] = False,
+    extended: Annotated[bool, typer.Option(help="include pre-open and post-close bars")] = False,
     config_dir: ConfigDir = None,
 ) -> None:
     """Print the 1-minute bars (start-labelled, IST) of one instrument from Redis."""

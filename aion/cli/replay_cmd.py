@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -12,6 +13,15 @@ replay_app = typer.Typer(
     help="Replay a recorded session over a Kite-protocol WebSocket on 127.0.0.1.",
     no_args_is_help=True,
 )
+
+
+@replay_app.callback()
+def _replay() -> None:
+    """Replay a recorded session over a Kite-protocol WebSocket on 127.0.0.1."""
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _parse_speed(text: str) -> float | None:
@@ -47,6 +57,7 @@ def serve(
     session = read_session(file)
     server = ReplayServer(session, host=host, port=port, speed=spd, wait_for_client=wait_for_client)
     server.start()
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # stop on SIGTERM like on Ctrl-C
     console.print(
         f"replaying {file.name} ({len(session.frames)} frames, date {session.header.get('date')}) "
         f"at speed {'max' if spd is None else spd} on [bold]{server.url}[/bold]  (Ctrl-C to stop)"

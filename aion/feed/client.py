@@ -96,8 +96,10 @@ class FeedClient:
         on_text: called with each parsed text message (Kite order updates, errors).
         reconnect: retry after a disconnect (never after HTTP 403).
         max_backoff_s: cap of the exponential backoff between attempts.
-        base_backoff_s: first backoff ceiling; attempt k waits uniform(0, min(cap, base * 2**k)).
-        stale_after_s: close and reconnect when nothing (not even a heartbeat) arrived for this long.
+        base_backoff_s: first backoff ceiling; attempt k waits
+            uniform(0, min(max_backoff_s, base_backoff_s * 2**k)) (full jitter).
+        stale_after_s: close and reconnect when nothing, not even a heartbeat, arrived
+            for this long.
     """
 
     def __init__(
@@ -142,10 +144,14 @@ class FeedClient:
         self._thread: threading.Thread | None = None
         self._watchdog: threading.Thread | None = None
         self._reason: str | None = None  # why the current connection ended
+        self._raw_sock: socket.socket | None = None  # TCP socket of the current connection
+        self._pending_gap: tuple[int, str, int] | None = None  # (start ns, reason, attempts)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"FeedClient(name={self.name!r}, url={self.redacted_url!r}, tokens={len(self.modes)})"
+        return (
+            f"FeedClient(name={self.name!r}, url={self.redacted_url!r}, tokens={len(self.modes)})"
+        )
 
     @property
     def redacted_url(self) -> str:
@@ -213,6 +219,8 @@ class FeedClient:
                 ws.run_forever(reconnect=0)
             except Exception as e:  # run_forever reports through on_error; belt and braces
                 self._reason = self._reason or _describe(e, self._token)
+            _close_raw(self._raw_sock)
+            self._raw_sock = None
             self._connected = False
             self._ws = None
             if self.stats.connects > opened_before:  # this attempt got through, then ended
@@ -236,8 +244,6 @@ class FeedClient:
             self.stats.gaps.append(Gap(gap_start, None, gap_reason, attempt))
         self._pending_gap = None
 
-    _pending_gap: tuple[int, str, int] | None = None
-
     def _watch(self) -> None:
         """Close a connection that went silent (Kite heartbeats every second when idle)."""
         while not self._stop.wait(min(1.0, self.stale_after_s / 4)):
@@ -251,6 +257,7 @@ class FeedClient:
 
     # --------------------------------------------------------------- callbacks
     def _on_open(self, ws: websocket.WebSocketApp) -> None:
+        self._raw_sock = ws.sock.sock if ws.sock is not None else None
         if self._stop.is_set():  # stop() raced with the handshake
             ws.keep_running = False
             return
@@ -262,13 +269,13 @@ class FeedClient:
             start, reason, attempts = pending
             self.stats.gaps.append(Gap(start, now_ns, reason, attempts))
             self.stats.reconnects += 1
-            log.info(
-                "%s: reconnected after %.1f s (%s)", self.name, (now_ns - start) / 1e9, reason
-            )
+            log.info("%s: reconnected after %.1f s (%s)", self.name, (now_ns - start) / 1e9, reason)
         for msg in subscription_messages(self.modes):
             ws.send(msg)
         self._connected = True
-        log.info("%s: connected to %s, %d instruments", self.name, self.redacted_url, len(self.modes))
+        log.info(
+            "%s: connected to %s, %d instruments", self.name, self.redacted_url, len(self.modes)
+        )
 
     def _on_message(self, ws: websocket.WebSocketApp, message: bytes | str) -> None:
         self.stats.last_frame_monotonic = time.monotonic()
@@ -323,6 +330,21 @@ def _abort(ws: websocket.WebSocketApp) -> None:
             raw.shutdown(socket.SHUT_RDWR)
 
 
+def _close_raw(raw: socket.socket | None) -> None:
+    """Close a finished connection's TCP socket for sure.
+
+    After a server-initiated close, websocket-client answers the close frame but its
+    teardown skips closing the socket (it is no longer "connected"), leaving it to the
+    garbage collector; the server then waits its close timeout for our EOF.
+    """
+    if raw is None:
+        return
+    with contextlib.suppress(OSError):
+        raw.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        raw.close()
+
+
 def subscription_messages(modes: Mapping[int, int]) -> list[str]:
     """Kite's subscribe messages (chunks of <= 3000 tokens), then one mode message per mode."""
     tokens = list(modes)
@@ -346,7 +368,9 @@ def _with_query(url: str, params: Mapping[str, str]) -> str:
 
 def _describe(error: BaseException, token: str) -> str:
     """One line for a connection error, with the access token removed."""
-    text = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
+    text = (
+        f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
+    )
     if token:
         text = text.replace(token, "***")
     return text

@@ -25,7 +25,11 @@ REGULAR_CLOSE_MINUTE = 15 * 60 + 30  # 15:30 IST: last regular 1-minute bar star
 SEGMENT_PREOPEN = 0
 SEGMENT_REGULAR = 1
 SEGMENT_POSTCLOSE = 2
-SEGMENT_NAMES = {SEGMENT_PREOPEN: "preopen", SEGMENT_REGULAR: "regular", SEGMENT_POSTCLOSE: "postclose"}
+SEGMENT_NAMES = {
+    SEGMENT_PREOPEN: "preopen",
+    SEGMENT_REGULAR: "regular",
+    SEGMENT_POSTCLOSE: "postclose",
+}
 
 
 def to_ist(epoch_s: int | float) -> dt.datetime:

@@ -106,7 +106,9 @@ def breakout(
     atr = view.indicators.get("atr_14", math.nan)
     scale = atr if atr > 0 else max(view.high - view.low, 1e-9)
     capped = min(vr, ratio_cap)
-    conf = 0.4 + 0.3 * _ramp(dist / scale, 0.0, 1.0) + 0.3 * _ramp(capped, min_volume_ratio, ratio_cap)
+    conf = (
+        0.4 + 0.3 * _ramp(dist / scale, 0.0, 1.0) + 0.3 * _ramp(capped, min_volume_ratio, ratio_cap)
+    )
     return Signal(
         "breakout",
         direction,

@@ -367,7 +367,7 @@ class ComputeEngine:
             )
             if alert is not None:
                 self.alerts.append(alert)
-                self.recent_alerts = (self.recent_alerts + [alert])[-10:]
+                self.recent_alerts = [*self.recent_alerts, alert][-10:]
                 batch.alerts.append(AlertRecord(alert.date, alert.stream_id, alert.fields()))
 
     def finish(self) -> StoreBatch:
@@ -377,4 +377,3 @@ class ComputeEngine:
         if closed.shape[0]:
             self._on_bars(closed, batch)
         return batch
-

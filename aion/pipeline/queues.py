@@ -91,7 +91,7 @@ class BoundedQueue(Generic[T]):
         return self._q.get(timeout=timeout)
 
     def get_many(self, max_items: int, timeout: float) -> list[T]:
-        """Up to ``max_items`` items: waits ``timeout`` s for the first, then takes what is there."""
+        """Up to ``max_items`` items: waits ``timeout`` s for the first, then takes the rest."""
         try:
             first = self._q.get(timeout=timeout)
         except queue.Empty:

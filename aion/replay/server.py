@@ -30,10 +30,11 @@ Clock semantics:
 - ``speed=S`` (a float > 0): one session clock for the whole server, like the
   exchange. It starts when the server starts (with ``wait_for_client=True``: when
   the first client subscribes) at the session's ``start_ns`` (header; else the
-  first frame's timestamp) and advances S session seconds per wall second, whether or not clients are connected. A frame
-  is due when its timestamp is <= the session clock. A client joins
-  ``JOIN_SETTLE_S`` (50 ms) after its first ``subscribe``/``mode`` message (so the
-  subscribe and mode messages sent together apply to its first frame) and from then on receives every due frame from the
+  first frame's timestamp) and advances S session seconds per wall second, whether
+  or not clients are connected. A frame is due when its timestamp is <= the
+  session clock. A client joins ``JOIN_SETTLE_S`` (50 ms) after its first
+  ``subscribe``/``mode`` message (so the subscribe and mode messages sent together
+  apply to its first frame) and from then on receives every due frame from the
   session clock at that moment on; a client that connects or reconnects late has
   missed what was sent meanwhile, exactly as with the live feed.
 - ``speed=None`` (as fast as possible): there is no wall-clock pacing. The clock
@@ -228,7 +229,9 @@ class ReplayServer:
             target=self._server.serve_forever, name=f"replay-server-{self.port}", daemon=True
         )
         self._thread.start()
-        log.info("replay server listening on %s (%d frames, speed=%s)", self.url, self._n, self.speed)
+        log.info(
+            "replay server listening on %s (%d frames, speed=%s)", self.url, self._n, self.speed
+        )
 
     def stop(self) -> None:
         """Stop listening, close every client connection (1001 going away) and join."""

@@ -6,17 +6,8 @@ so all of an instrument's keys live in one slot; cross-instrument data (the
 alert stream, run summaries, feed health) lives in keys named per day or per
 process (``node``). Every key has a TTL or a bounded length.
 
-| key | type | holds | bound |
-| --- | --- | --- | --- |
-| ``aion:{SYM}:bars:1m:YYYYMMDD`` | hash | field ``HH:MM`` (IST bar start) -> JSON bar, regular session | TTL ``ttl_days.bars`` |
-| ``aion:{SYM}:bars:1m:ext:YYYYMMDD`` | hash | same, pre-open and post-close bars | TTL ``ttl_days.bars`` |
-| ``aion:{SYM}:tick`` | hash | latest tick (Kite field names) | TTL ``ttl_days.state`` |
-| ``aion:{SYM}:volume`` | hash | VolumeStateManager state (session, first/last cumulative) | TTL ``ttl_days.state`` |
-| ``aion:{SYM}:ind:1m`` | hash | latest 1-minute indicator values | TTL ``ttl_days.state`` |
-| ``aion:{SYM}:averages`` | hash | daily average volume used for expectations | TTL ``ttl_days.state`` |
-| ``aion:alerts:YYYYMMDD`` | stream | alerts; entry id = exchange ms of the bar end + sequence | MAXLEN ~``alerts_maxlen``, TTL ``ttl_days.alerts`` |
-| ``aion:runs:YYYYMMDD`` | stream | one run summary per scan | MAXLEN ~1000, TTL ``ttl_days.runs`` |
-| ``aion:feed:NODE`` | hash | per connection: wall time and exchange time of the last frame | TTL ``ttl_days.state`` |
+The table of keys, types and bounds is in the README ("Redis"); each function
+below documents one key.
 """
 
 from __future__ import annotations

@@ -198,7 +198,7 @@ class RedisStore:
                     self.stats.last_error = str(r)
             else:
                 self.stats.alerts_written += 1
-        for r in results[: offset]:
+        for r in results[:offset]:
             if isinstance(r, Exception):
                 self.stats.errors += 1
                 self.stats.last_error = str(r)

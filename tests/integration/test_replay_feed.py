@@ -34,7 +34,7 @@ API_KEY, TOKEN = "testkey", "s3cret-token-value"
 
 
 def build_session(tmp_path: Path, n: int, step_ms: int) -> Session:
-    """``n`` frames ``step_ms`` apart, every token in full mode; frame i has last_price 1000 + i/100."""
+    """``n`` frames ``step_ms`` apart, all tokens full; frame i has last_price 1000 + i/100."""
     header = {
         "date": "2022-11-11",
         "description": "test session",
@@ -112,7 +112,11 @@ def test_bad_messages_get_error_frames(short_session: Session) -> None:
     with ReplayServer(short_session, speed=1.0, heartbeat_interval_s=5.0) as srv:
         ws = websocket.create_connection(f"{srv.url}/?api_key=k&access_token=t", timeout=5)
         try:
-            for bad in ("not json", '{"a": "subscribe", "v": ["x"]}', '{"a": "mode", "v": ["deep", [1]]}'):
+            for bad in (
+                "not json",
+                '{"a": "subscribe", "v": ["x"]}',
+                '{"a": "mode", "v": ["deep", [1]]}',
+            ):
                 ws.send(bad)
                 msg = json.loads(ws.recv())
                 assert msg["type"] == "error" and msg["data"]
@@ -233,11 +237,16 @@ def test_server_restart_same_port_reconnects_and_records_gap(short_session: Sess
         srv.stop()
     (gap,) = client.stats.gaps
     assert gap.reconnected_ns is not None
-    assert gap.disconnected_ns <= t_down + 1_000_000_000 and gap.reconnected_ns > gap.disconnected_ns
+    assert (
+        gap.disconnected_ns <= t_down + 1_000_000_000 and gap.reconnected_ns > gap.disconnected_ns
+    )
     assert (gap.reconnected_ns - gap.disconnected_ns) / 1e9 >= 0.4
     assert gap.reason and gap.attempts >= 2
     assert client.stats.connect_failures >= 1
     # every frame after the restart is still filtered to the resubscribed modes
     for _, _, frame in drain(sink):
         ticks = decode_frame(frame)
-        assert dict(zip(ticks["instrument_token"].tolist(), ticks["mode"].tolist(), strict=True)) == modes
+        assert (
+            dict(zip(ticks["instrument_token"].tolist(), ticks["mode"].tolist(), strict=True))
+            == modes
+        )

@@ -37,13 +37,18 @@ def vendor_regular_bars(path: Path) -> dict[str, tuple[float, float, float, floa
             if 9 * 60 + 16 <= end <= 15 * 60 + 30:
                 start = end - 1
                 out[f"{start // 60:02d}:{start % 60:02d}"] = (
-                    float(o), float(h), float(lo), float(c), int(v)
+                    float(o),
+                    float(h),
+                    float(lo),
+                    float(c),
+                    int(v),
                 )
     return out
 
 
 def run_scan(session: Path, env_extra: dict[str, str], *args: str) -> dict:
-    env = {**os.environ, **env_extra}
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "AION_CONFIG_DIR")}
+    env.update(env_extra)
     proc = subprocess.run(
         [sys.executable, "-m", "aion", "scan", "--replay", str(session), "--speed", "max",
          "--json", "--no-live", *args],
@@ -56,9 +61,7 @@ def run_scan(session: Path, env_extra: dict[str, str], *args: str) -> dict:
 def test_scan_reproduces_every_vendor_bar_and_alerts(
     session_2022_11_11: Path, redis_url: str, redis_client: redis.Redis, data_dir: Path
 ) -> None:
-    summary = run_scan(
-        session_2022_11_11, {"REDIS_URL": redis_url, "AION_DATA_DIR": str(data_dir)}
-    )
+    summary = run_scan(session_2022_11_11, {"REDIS_URL": redis_url, "AION_DATA_DIR": str(data_dir)})
     assert summary["malformed_frames"] == 0
     assert summary["queue_drops"] == 0
     assert summary["stop_reason"] == "replayed session complete"

@@ -1,0 +1,44 @@
+# aion: one command to set up and run the demo, one to set up and run the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SESSION := var/sessions/2022-11-11.session.gz
+
+.PHONY: help setup demo session scan test check format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/aion: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(BIN)/aion  ## create .venv and install aion with its test and dev tools
+
+$(SESSION): $(BIN)/aion
+	@mkdir -p $(dir $@)
+	$(BIN)/aion session build --bars aion/data/intraday_1min_2022-11-11 --date 2022-11-11 --out $@
+
+session: $(SESSION)  ## build the bundled real 2022-11-11 NSE session file
+
+demo: $(SESSION)  ## set up, then scan the real 2022-11-11 session at max speed into aion's own Redis
+	AION_DATA_DIR=$${AION_DATA_DIR:-var/data} $(BIN)/aion scan --replay $(SESSION) --speed max
+
+scan: demo  ## alias of demo
+
+test: $(BIN)/aion  ## set up, then run the whole test suite (unit + integration, real redis-server)
+	$(BIN)/python -m pytest -q
+
+check: $(BIN)/aion  ## ruff format check, ruff lint, mypy
+	$(BIN)/ruff format --check aion tests
+	$(BIN)/ruff check aion tests
+	$(BIN)/mypy aion
+
+format: $(BIN)/aion  ## apply ruff formatting and autofixes
+	$(BIN)/ruff format aion tests
+	$(BIN)/ruff check --fix aion tests
+
+clean:  ## remove the venv, built sessions and local data
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
