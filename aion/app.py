@@ -344,7 +344,7 @@ class Scanner:
             "session_date": session_date(clock) if clock else 0,
             "instruments": len(self.universe),
             "frames": c.frames,
-            "heartbeats": c.heartbeats,
+            "heartbeats": c.heartbeats + sum(f.stats.heartbeats for f in self.feeds),
             "ticks": c.ticks,
             "malformed_frames": c.malformed_frames,
             "invalid_ticks": c.invalid_ticks,

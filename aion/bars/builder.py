@@ -9,11 +9,16 @@ exchange timestamps 09:15:00-09:15:59 IST. The regular session is the bars
 A bar closes when its instrument ticks in a later minute, or when the exchange
 clock (the latest exchange timestamp seen on any instrument) enters a later
 minute, whichever comes first; so an instrument that stops ticking still gets
-its bar closed on time. A tick older than the instrument's forming bar (or of
-an already closed minute) is *late*: its volume is kept, added to the
-instrument's forming or next bar, and counted in ``late_ticks``; its price is
-ignored. Volume is never dropped: per instrument, the sum of bar volumes equals
-the sum of incremental volumes fed in.
+its bar closed on time. The clock advances tick by tick inside the kernel, so
+the bars do not depend on how ticks were split into batches. A tick older than
+the instrument's forming bar (or of an already closed minute) is *late*: its
+volume is kept, added to the instrument's forming or next bar, and counted in
+``late_ticks``; its price is ignored. Late volume still waiting when the
+session ends (:meth:`BarBuilder.close_all`) is added to the instrument's last
+bar, which is emitted again with ``revision`` 1 (the store overwrites the bar
+by minute; detectors do not run on revisions). Volume is never dropped: per
+instrument, the sum of the final bar volumes equals the sum of incremental
+volumes fed in.
 """
 
 from __future__ import annotations
@@ -35,8 +40,43 @@ BAR_DTYPE = np.dtype(
         ("oi", np.int64),  # last open interest seen in the bar (0 when none)
         ("ticks", np.int32),
         ("segment", np.int8),  # 0 pre-open, 1 regular, 2 post-close
+        ("revision", np.int8),  # 0 first emission; 1 re-emitted with late volume at close_all
     ]
 )
+
+
+@njit(nogil=True, cache=True)
+def _emit(
+    s: int,
+    start: int,
+    vol: int,
+    b_open: np.ndarray,
+    b_high: np.ndarray,
+    b_low: np.ndarray,
+    b_close: np.ndarray,
+    b_oi: np.ndarray,
+    b_ticks: np.ndarray,
+    revision: int,
+    n_out: int,
+    out_slot: np.ndarray,
+    out_start: np.ndarray,
+    out_ohlc: np.ndarray,
+    out_vol: np.ndarray,
+    out_oi: np.ndarray,
+    out_ticks: np.ndarray,
+    out_rev: np.ndarray,
+) -> int:
+    out_slot[n_out] = s
+    out_start[n_out] = start
+    out_ohlc[n_out, 0] = b_open[s]
+    out_ohlc[n_out, 1] = b_high[s]
+    out_ohlc[n_out, 2] = b_low[s]
+    out_ohlc[n_out, 3] = b_close[s]
+    out_vol[n_out] = vol
+    out_oi[n_out] = b_oi[s]
+    out_ticks[n_out] = b_ticks[s]
+    out_rev[n_out] = revision
+    return n_out + 1
 
 
 @njit(nogil=True, cache=True)
@@ -46,6 +86,7 @@ def _bars_kernel(
     price: np.ndarray,
     volume: np.ndarray,
     oi: np.ndarray,
+    clock: np.ndarray,
     cur_start: np.ndarray,
     last_closed: np.ndarray,
     b_open: np.ndarray,
@@ -56,31 +97,44 @@ def _bars_kernel(
     b_oi: np.ndarray,
     b_ticks: np.ndarray,
     carry: np.ndarray,
+    final: bool,
     out_slot: np.ndarray,
     out_start: np.ndarray,
     out_ohlc: np.ndarray,
     out_vol: np.ndarray,
     out_oi: np.ndarray,
     out_ticks: np.ndarray,
+    out_rev: np.ndarray,
 ) -> tuple[int, int]:
+    """Ticks in arrival order; ``clock[0]`` is the exchange clock (epoch s), updated in place.
+
+    With ``final`` (no ticks), closes every forming bar and re-emits bars holding late volume.
+    """
     n_out = 0
     n_late = 0
+    n_slots = cur_start.shape[0]
     for i in range(slots.shape[0]):
+        t = ts[i]
+        if t > clock[0]:
+            old_minute = clock[0] - clock[0] % 60
+            clock[0] = t
+            minute = t - t % 60
+            if minute > old_minute:
+                for s in range(n_slots):
+                    if cur_start[s] != 0 and cur_start[s] < minute:
+                        n_out = _emit(s, cur_start[s], b_vol[s], b_open, b_high, b_low,
+                                      b_close, b_oi, b_ticks, 0, n_out, out_slot, out_start,
+                                      out_ohlc, out_vol, out_oi, out_ticks, out_rev)  # fmt: skip
+                        last_closed[s] = cur_start[s]
+                        cur_start[s] = 0
         s = slots[i]
-        m = ts[i] - ts[i] % 60
+        m = t - t % 60
         p = price[i]
         v = volume[i]
         if cur_start[s] != 0 and m > cur_start[s]:
-            out_slot[n_out] = s
-            out_start[n_out] = cur_start[s]
-            out_ohlc[n_out, 0] = b_open[s]
-            out_ohlc[n_out, 1] = b_high[s]
-            out_ohlc[n_out, 2] = b_low[s]
-            out_ohlc[n_out, 3] = b_close[s]
-            out_vol[n_out] = b_vol[s]
-            out_oi[n_out] = b_oi[s]
-            out_ticks[n_out] = b_ticks[s]
-            n_out += 1
+            n_out = _emit(s, cur_start[s], b_vol[s], b_open, b_high, b_low, b_close, b_oi,
+                          b_ticks, 0, n_out, out_slot, out_start, out_ohlc, out_vol, out_oi,
+                          out_ticks, out_rev)  # fmt: skip
             last_closed[s] = cur_start[s]
             cur_start[s] = 0
         if cur_start[s] == 0:
@@ -110,44 +164,21 @@ def _bars_kernel(
         else:
             b_vol[s] += v
             n_late += 1
+    if final:
+        for s in range(n_slots):
+            if cur_start[s] != 0:
+                n_out = _emit(s, cur_start[s], b_vol[s], b_open, b_high, b_low, b_close, b_oi,
+                              b_ticks, 0, n_out, out_slot, out_start, out_ohlc, out_vol, out_oi,
+                              out_ticks, out_rev)  # fmt: skip
+                last_closed[s] = cur_start[s]
+                cur_start[s] = 0
+            if carry[s] != 0 and last_closed[s] != 0:
+                b_vol[s] += carry[s]
+                carry[s] = 0
+                n_out = _emit(s, last_closed[s], b_vol[s], b_open, b_high, b_low, b_close,
+                              b_oi, b_ticks, 1, n_out, out_slot, out_start, out_ohlc, out_vol,
+                              out_oi, out_ticks, out_rev)  # fmt: skip
     return n_out, n_late
-
-
-@njit(nogil=True, cache=True)
-def _close_before_kernel(
-    clock_minute: int,
-    cur_start: np.ndarray,
-    last_closed: np.ndarray,
-    b_open: np.ndarray,
-    b_high: np.ndarray,
-    b_low: np.ndarray,
-    b_close: np.ndarray,
-    b_vol: np.ndarray,
-    b_oi: np.ndarray,
-    b_ticks: np.ndarray,
-    out_slot: np.ndarray,
-    out_start: np.ndarray,
-    out_ohlc: np.ndarray,
-    out_vol: np.ndarray,
-    out_oi: np.ndarray,
-    out_ticks: np.ndarray,
-) -> int:
-    n_out = 0
-    for s in range(cur_start.shape[0]):
-        if cur_start[s] != 0 and cur_start[s] < clock_minute:
-            out_slot[n_out] = s
-            out_start[n_out] = cur_start[s]
-            out_ohlc[n_out, 0] = b_open[s]
-            out_ohlc[n_out, 1] = b_high[s]
-            out_ohlc[n_out, 2] = b_low[s]
-            out_ohlc[n_out, 3] = b_close[s]
-            out_vol[n_out] = b_vol[s]
-            out_oi[n_out] = b_oi[s]
-            out_ticks[n_out] = b_ticks[s]
-            n_out += 1
-            last_closed[s] = cur_start[s]
-            cur_start[s] = 0
-    return n_out
 
 
 class BarBuilder:
@@ -196,14 +227,12 @@ class BarBuilder:
             np.empty(n, np.int64),
             np.empty(n, np.int64),
             np.empty(n, np.int32),
+            np.empty(n, np.int8),
         )
-
-    def _state(self) -> tuple[np.ndarray, ...]:
-        return tuple(getattr(self, k) for k in (*self._STATE, "b_ticks"))
 
     @staticmethod
     def _pack(out: tuple[np.ndarray, ...], n: int) -> np.ndarray:
-        o_slot, o_start, o_ohlc, o_vol, o_oi, o_ticks = out
+        o_slot, o_start, o_ohlc, o_vol, o_oi, o_ticks, o_rev = out
         bars = np.empty(n, BAR_DTYPE)
         bars["slot"] = o_slot[:n]
         bars["start"] = o_start[:n]
@@ -215,6 +244,42 @@ class BarBuilder:
         bars["oi"] = o_oi[:n]
         bars["ticks"] = o_ticks[:n]
         bars["segment"] = segment_of(bars["start"])
+        bars["revision"] = o_rev[:n]
+        return bars
+
+    def _run(
+        self,
+        slots: np.ndarray,
+        exchange_ts: np.ndarray,
+        last_price: np.ndarray,
+        incremental_volume: np.ndarray,
+        oi: np.ndarray,
+        final: bool,
+    ) -> np.ndarray:
+        n = int(slots.shape[0])
+        if n:
+            self.ensure_capacity(int(slots.max()) + 1)
+        cap = int(self.cur_start.shape[0])
+        out = self._out(n + 2 * cap)
+        clock = np.array([self.clock], np.int64)
+        n_out, n_late = _bars_kernel(
+            np.ascontiguousarray(slots, np.int64),
+            np.ascontiguousarray(exchange_ts, np.int64),
+            np.ascontiguousarray(last_price, np.float64),
+            np.ascontiguousarray(incremental_volume, np.int64),
+            np.ascontiguousarray(oi, np.int64),
+            clock,
+            *(getattr(self, k) for k in self._STATE),
+            self.b_ticks,
+            self.carry,
+            final,
+            *out,
+        )
+        self.clock = int(clock[0])
+        self.late_ticks += n_late
+        bars = self._pack(out, n_out)
+        bars.sort(order=("start", "slot", "revision"), kind="stable")
+        self.bars_closed += int((bars["revision"] == 0).sum())
         return bars
 
     def update(
@@ -237,40 +302,13 @@ class BarBuilder:
         Returns:
             ``BAR_DTYPE`` array of closed bars, sorted by (start, slot).
         """
-        n = int(slots.shape[0])
-        if n:
-            self.ensure_capacity(int(slots.max()) + 1)
-        cap = int(self.cur_start.shape[0])
-        out = self._out(n + cap)
-        st = self._state()
-        n_out, n_late = _bars_kernel(
-            np.ascontiguousarray(slots, np.int64),
-            np.ascontiguousarray(exchange_ts, np.int64),
-            np.ascontiguousarray(last_price, np.float64),
-            np.ascontiguousarray(incremental_volume, np.int64),
-            np.ascontiguousarray(oi, np.int64),
-            *st[:8],
-            st[8],
-            self.carry,
-            *out,
-        )
-        self.late_ticks += n_late
-        if n:
-            self.clock = max(self.clock, int(exchange_ts.max()))
-        clock_minute = self.clock - self.clock % 60
-        rest = tuple(a[n_out:] for a in out)
-        n2 = _close_before_kernel(clock_minute, *st, *rest)
-        bars = self._pack(out, n_out + n2)
-        bars.sort(order=("start", "slot"))
-        self.bars_closed += bars.shape[0]
-        return bars
+        return self._run(slots, exchange_ts, last_price, incremental_volume, oi, False)
 
     def close_all(self) -> np.ndarray:
-        """Close every forming bar (shutdown, end of session); sorted by (start, slot)."""
-        cap = int(self.cur_start.shape[0])
-        out = self._out(cap)
-        n = _close_before_kernel(np.int64(2**62), *self._state(), *out)
-        bars = self._pack(out, n)
-        bars.sort(order=("start", "slot"))
-        self.bars_closed += bars.shape[0]
-        return bars
+        """Close every forming bar and flush late volume (end of session, shutdown).
+
+        Returns ``BAR_DTYPE`` sorted by (start, slot, revision); bars re-emitted with late
+        volume have ``revision`` 1.
+        """
+        e64 = np.empty(0, np.int64)
+        return self._run(e64, e64, np.empty(0, np.float64), e64, e64, True)

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -142,7 +142,7 @@ def scan(
         _fail(fatal[0], 1)
 
 
-def _redis_for_reading(cfg: AionConfig):  # type: ignore[no-untyped-def]
+def _redis_for_reading(cfg: AionConfig) -> tuple[Any, Any]:
     from aion.store.server import PrivateRedis, connect
 
     if cfg.redis.url:

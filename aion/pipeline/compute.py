@@ -299,7 +299,8 @@ class ComputeEngine:
                 }
             )
         batch.bars.extend(per_key.items())
-        reg_mask = closed["segment"] == SEGMENT_REGULAR
+        # revisions re-send a bar with late volume for the store; indicators saw it already
+        reg_mask = (closed["segment"] == SEGMENT_REGULAR) & (closed["revision"] == 0)
         reg = closed[reg_mask]
         if reg.shape[0] == 0:
             return

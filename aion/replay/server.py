@@ -100,8 +100,11 @@ _TOKEN_RE = re.compile(r"(access_token=)[^&\s'\"]*")
 class SessionLike(Protocol):
     """What the server needs of a session (``aion.replay.session_file.Session``)."""
 
-    ts_ns: np.ndarray
-    frames: Sequence[bytes]
+    @property
+    def ts_ns(self) -> np.ndarray: ...
+
+    @property
+    def frames(self) -> Sequence[bytes]: ...
 
 
 def redact(text: str) -> str:

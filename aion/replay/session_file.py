@@ -105,11 +105,12 @@ class SessionWriter:
         hdr = _validated_header(header, str(self.path))
         blob = json.dumps(hdr, ensure_ascii=False, separators=(",", ":")).encode()
         self._raw: IO[bytes] = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        self._out: IO[bytes] = (
+        out: Any = (
             gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, compresslevel=6, mtime=0)
             if compress
             else self._raw
         )
+        self._out: IO[bytes] = out
         self._out.write(_PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, len(blob)))
         self._out.write(blob)
         self.header = hdr

@@ -112,8 +112,9 @@ AION_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "key"), AION_CASES, ids=[c[1] + str(i) for i, c in
-                                                           enumerate(AION_CASES)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "key"), AION_CASES, ids=[f"{k}-{i}" for i, (_, k) in enumerate(AION_CASES)]
+)
 def test_invalid_aion_yaml(tmp_path: Path, text: str, key: str) -> None:
     d = _dir(tmp_path, aion=text)
     with pytest.raises(ConfigError) as ei:
@@ -162,8 +163,9 @@ PATTERN_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "key"), PATTERN_CASES, ids=[c[1] + str(i) for i, c in
-                                                              enumerate(PATTERN_CASES)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "key"), PATTERN_CASES, ids=[f"{k}-{i}" for i, (_, k) in enumerate(PATTERN_CASES)]
+)
 def test_invalid_patterns_yaml(tmp_path: Path, text: str, key: str) -> None:
     d = _dir(tmp_path, patterns=text)
     with pytest.raises(ConfigError) as ei:
@@ -205,9 +207,11 @@ def test_env_override_beats_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert cfg.data_dir() == Path("/from/env")
 
 
-def test_bad_redis_url_from_env_is_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_redis_url_from_env_is_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("REDIS_URL", "http://nope:6379")
-    with pytest.raises(ConfigError, match="redis.url"):
+    with pytest.raises(ConfigError, match=r"redis\.url"):
         load_config(_dir(tmp_path))
 
 

@@ -245,12 +245,12 @@ def test_confidence_always_in_unit_interval(
         if sig is not None:
             assert 0.0 <= sig.confidence <= 1.0
             assert sig.direction in ("long", "short")
-    if s1 is not None and cap > min_ratio:
-        assert sig is not None
+    if s1 is not None:
         assert s1.confidence >= 0.5
+        assert (s1.direction == "long") == (v.close > v.open)
     if s2 is not None:
         assert s2.confidence >= 0.4
-        assert (s2.direction == "long") == (v.close > v.open or v.close > s2.evidence["range_high"])
+        assert (s2.direction == "long") == (v.close > s2.evidence["range_high"])
 
 
 # ------------------------------------------------------------------------ risk
@@ -304,7 +304,7 @@ def test_risk_flat_bar_without_atr_uses_one_tick() -> None:
     st.sampled_from([1, 15, 25, 50, 75, 1800]),
     st.booleans(),
     st.floats(0.001, 0.1),
-    st.floats(0.5, 4.0),
+    st.floats(1.0, 4.0),  # below 1 a one-tick stop can round the target onto the entry
 )
 def test_risk_plan_properties(
     entry_ticks: int, atr: float, lot: int, long: bool, rpt: float, rr: float
@@ -413,14 +413,18 @@ def test_stream_ids_strictly_increasing(events: list[tuple[int, str, str]]) -> N
     base = from_ist(DAY, 9, 15)
     prev: tuple[int, int] | None = None
     ids = set()
+    last: dict[tuple[str, str], int] = {}
     for minute, sym, pat in events:
         v = view(bar_start=base + 60 * minute, symbol=sym)
         a = am.consider(_sig(0.9, pattern=pat), v, PLAN, None, 0, True)
         key = (sym, pat, minute)
-        if key in ids:
+        # cooldown 0: a repeat of the same bar is a duplicate; an older bar than the last
+        # published one of the same (symbol, pattern) is inside the (negative) cooldown
+        if key in ids or minute < last.get((sym, pat), -1):
             assert a is None
             continue
         ids.add(key)
+        last[(sym, pat)] = minute
         assert a is not None
         m = re.fullmatch(r"(\d+)-(\d+)", a.stream_id)
         assert m is not None

@@ -1,4 +1,6 @@
-"""VolumeStateManager: cumulative ``volume_traded`` -> incremental volume (DESIGN "Incremental volume").
+"""VolumeStateManager: cumulative ``volume_traded`` -> incremental volume.
+
+DESIGN.md, "Incremental volume".
 
 Expected values come from hand computation and from a tiny pure-Python reference model of the
 documented rules (``_Ref`` below), never from the implementation's own output.
@@ -6,6 +8,7 @@ documented rules (``_Ref`` below), never from the implementation's own output.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 
 import numpy as np
@@ -197,7 +200,7 @@ def test_batch_split_gives_identical_outputs(
     bounds = sorted({min(c, len(ticks)) for c in cuts} | {0, len(ticks)})
     split_vm = VolumeStateManager(capacity=1)
     split: list[int] = []
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         split += _apply(split_vm, ticks[a:b])
     assert split == whole
     for slot in {t[0] for t in ticks}:
