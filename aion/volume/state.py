@@ -122,33 +122,24 @@ class VolumeStateManager:
     def capacity(self) -> int:
         return int(self.seen.shape[0])
 
+    _STATE = (
+        "seen",
+        "session",
+        "last_cumulative",
+        "first_cumulative",
+        "incremental_total",
+        "bad_ticks",
+    )
+
     def ensure_capacity(self, n: int) -> None:
         """Grow the state arrays to hold at least ``n`` slots, keeping existing state."""
-        if n <= self.capacity:
+        cap = self.capacity
+        if n <= cap:
             return
-        new = max(n, 2 * self.capacity)
-        old = (
-            self.seen,
-            self.session,
-            self.last_cumulative,
-            self.first_cumulative,
-            self.incremental_total,
-            self.bad_ticks,
-        )
-        self._alloc(new)
-        for dst, src in zip(
-            (
-                self.seen,
-                self.session,
-                self.last_cumulative,
-                self.first_cumulative,
-                self.incremental_total,
-                self.bad_ticks,
-            ),
-            old,
-            strict=True,
-        ):
-            dst[: src.shape[0]] = src
+        old = {k: getattr(self, k) for k in self._STATE}
+        self._alloc(max(n, 2 * cap))
+        for k, arr in old.items():
+            getattr(self, k)[:cap] = arr
 
     def restore(
         self,
