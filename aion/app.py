@@ -237,7 +237,22 @@ class Scanner:
                 self.out.put(self.engine.process(frames))
 
     def start(self) -> None:
-        """Connect Redis, start the store, compute and feed threads (and the replay server)."""
+        """Connect Redis, start the store, compute and feed threads (and the replay server).
+
+        On any start-up error, whatever was already started is stopped again.
+        """
+        try:
+            self._start()
+        except BaseException:
+            for f in self.feeds:
+                f.stop()
+            if self.server is not None:
+                self.server.stop()
+            if self.private_redis is not None:
+                self.private_redis.stop()
+            raise
+
+    def _start(self) -> None:
         self.redis = self._connect_redis()
         cfg = self.config
         day = _DAY_S

@@ -20,6 +20,7 @@ from aion.cli.replay_cmd import replay_app
 from aion.cli.session_cmd import session_app
 from aion.config import AionConfig, ConfigError, load_config
 from aion.market.time import parse_date
+from aion.store.server import RedisUnavailable
 
 app = typer.Typer(
     help="aion: intraday NSE scanner on Kite Connect ticks.",
@@ -106,7 +107,7 @@ def scan(
     try:
         scanner = Scanner(cfg, opts, config_dir)
         scanner.start()
-    except (ConfigError, ScanError, ValueError, OSError) as exc:
+    except (ConfigError, ScanError, RedisUnavailable, ValueError, OSError) as exc:
         _fail(str(exc))
         return
     install_signal_handlers(scanner)
@@ -167,7 +168,11 @@ def bars(
     if fmt not in ("table", "csv"):
         _fail("--format must be table or csv")
     cfg = _config(config_dir)
-    client, pr = _redis_for_reading(cfg)
+    try:
+        client, pr = _redis_for_reading(cfg)
+    except RedisUnavailable as exc:
+        _fail(str(exc))
+        return
     try:
         if date is None:
             dates = known_dates(client, symbol)

@@ -61,7 +61,7 @@ class PrivateRedis:
     """
 
     def __init__(self, data_dir: Path) -> None:
-        self.dir = Path(data_dir) / "redis"
+        self.dir = (Path(data_dir) / "redis").resolve()  # redis-server chdirs to --dir
         self.port: int | None = None
         self.owned = False
         self._proc: subprocess.Popen[bytes] | None = None

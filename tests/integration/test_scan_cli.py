@@ -87,3 +87,20 @@ def test_health_down_when_redis_unreachable(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert json.loads(proc.stdout)["status"] == "down"
+
+
+def test_relative_data_dir_works_from_any_folder(session_2022_11_11: Path, tmp_path: Path) -> None:
+    env = _env(AION_DATA_DIR="var/data")  # relative, as `make demo` uses it
+    scan = subprocess.run(
+        [sys.executable, "-m", "aion", "scan", "--replay", str(session_2022_11_11),
+         "--symbols", "NSE:SBIN", "--json", "--no-live"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert scan.returncode == 0, scan.stderr
+    bars = subprocess.run(
+        [sys.executable, "-m", "aion", "bars", "--symbol", "NSE:SBIN", "--format", "csv"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert bars.returncode == 0, bars.stderr
+    assert len(bars.stdout.strip().splitlines()) == 1 + 375
+    assert (tmp_path / "var" / "data" / "redis").is_dir()
