@@ -34,7 +34,7 @@ import redis
 from aion.config import AionConfig, ConfigError, load_patterns
 from aion.feed.client import FeedClient
 from aion.instruments.master import Instrument, InstrumentMaster
-from aion.kite.protocol import MODE_CODES
+from aion.kite.protocol import MAX_TOKENS_PER_CONNECTION, MODE_CODES
 from aion.market.time import parse_date, session_date
 from aion.patterns.registry import PatternEngine
 from aion.pipeline.compute import ComputeEngine
@@ -174,9 +174,10 @@ class Scanner:
             except KeyError as exc:
                 raise ScanError(f"unknown symbol {s!r}: not in the instrument master") from exc
             out[inst.instrument_token] = inst
-        if len(out) > 3000:
+        if len(out) > MAX_TOKENS_PER_CONNECTION:
             raise ScanError(
-                f"{len(out)} instruments: this version runs one connection of at most 3000"
+                f"{len(out)} instruments: this version runs one connection of at most "
+                f"{MAX_TOKENS_PER_CONNECTION}"
             )
         return out
 

@@ -37,16 +37,18 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import websocket
 
-from aion.kite.protocol import MODE_NAMES, is_heartbeat, parse_text_message
+from aion.kite.protocol import (
+    MAX_CONNECTIONS_PER_KEY,
+    MAX_TOKENS_PER_CONNECTION,
+    MODE_NAMES,
+    is_heartbeat,
+    parse_text_message,
+)
 from aion.pipeline.queues import BoundedQueue
 
 log = logging.getLogger(__name__)
 
 KITE_WS_URL = "wss://ws.kite.trade"
-#: Kite's limit of instruments per WebSocket connection.
-MAX_TOKENS_PER_CONNECTION = 3000
-#: Kite's limit of WebSocket connections per API key.
-MAX_CONNECTIONS_PER_KEY = 3
 #: One line shown when Kite refuses the token.
 FATAL_403 = (
     "Kite rejected the access token (HTTP 403): it is invalid or expired; "

@@ -101,6 +101,11 @@ MODE_LTP, MODE_QUOTE, MODE_FULL = 1, 2, 3
 MODE_NAMES: dict[int, str] = {MODE_LTP: "ltp", MODE_QUOTE: "quote", MODE_FULL: "full"}
 MODE_CODES: dict[str, int] = {name: code for code, name in MODE_NAMES.items()}
 
+#: Kite's limit of instruments per WebSocket connection (Kite Connect WebSocket docs).
+MAX_TOKENS_PER_CONNECTION = 3000
+#: Kite's limit of WebSocket connections per API key.
+MAX_CONNECTIONS_PER_KEY = 3
+
 SEGMENT_NSE = 1
 SEGMENT_NFO = 2
 SEGMENT_CDS = 3

@@ -70,6 +70,7 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
 from aion.kite.protocol import (
+    MAX_TOKENS_PER_CONNECTION,
     MODE_NAMES,
     MODE_QUOTE,
     MalformedFrame,
@@ -85,8 +86,6 @@ SESSION_COMPLETE_MESSAGE = json.dumps({"type": "message", "data": "replay: sessi
 #: Kite's heartbeat: a 1-byte binary message.
 HEARTBEAT_FRAME = b"\x00"
 
-#: Kite's limit of instruments per WebSocket connection.
-MAX_TOKENS_PER_CONNECTION = 3000
 
 _MODE_BY_NAME = {name: mode for mode, name in MODE_NAMES.items()}
 #: A client joins this long after its first subscription message, so that the
