@@ -33,6 +33,31 @@ class InstrumentView:
         expected_bar_volume: expected volume of one regular minute (shares), NaN when
             no daily history exists for the instrument.
         lot_size: contract lot size (1 for equities).
+        instrument_type: ``EQ``, ``FUT``, ``CE``, ``PE`` or ``INDEX`` (instrument master).
+        underlying: for derivatives, the underlying's symbol (``NSE:NIFTY 50``); else "".
+        minute_of_session: 0 for the 09:15 IST bar, 374 for 15:29; -1 outside the session.
+        rvol_cum: cumulative RVOL at this bar's close (actual cumulative / expected
+            cumulative volume at the same minute, time-of-day baseline); NaN without history.
+        rvol_bar: bar RVOL (bar volume / expected bar volume at this minute); NaN without history.
+        threshold_multiplier: product of the session-window and INDIA VIX regime
+            multipliers (config) that detectors apply to their volume thresholds.
+        regime: INDIA VIX regime name (``LOW``, ``NORMAL``, ``HIGH``, ``PANIC``) or "".
+        profile: the session's volume profile so far: ``poc``, ``vah``, ``val`` (rupees),
+            ``poc_shift`` (rupees since the first POC), ``strength`` and node prices
+            as documented in :mod:`aion.volume.profile`; empty when unavailable.
+        book: order book at the bar's close: ``total_buy_quantity``,
+            ``total_sell_quantity``, ``bid_quantity_5``, ``ask_quantity_5`` (shares,
+            summed over the 5 depth levels); empty for ltp/quote-only instruments.
+        option: for CE/PE, the option's state: ``strike``, ``iv``, ``delta``, ``gamma``,
+            ``theta``, ``vega``, ``rho``, ``dte_days``, ``dte_years``; empty otherwise.
+        chain: for an underlying with an option chain, the 5 strikes around ATM
+            (index 2 = ATM) as float64 arrays of shape (5,): ``strike``,
+            ``ce_last_price``, ``pe_last_price``, ``ce_iv``, ``pe_iv``, ``ce_delta``,
+            ``pe_delta``, ``gamma``, ``ce_theta``, ``pe_theta``, ``vega``, ``ce_oi``,
+            ``pe_oi``, ``ce_volume``, ``pe_volume``; and 0-d arrays ``spot``,
+            ``dte_days``, ``atm_straddle`` (ATM CE + PE premium, rupees) and
+            ``atm_straddle_vwap`` (volume-weighted mean straddle premium of the
+            session). Empty when no chain is subscribed.
     """
 
     symbol: str
@@ -46,6 +71,17 @@ class InstrumentView:
     indicators: dict[str, float]
     expected_bar_volume: float
     lot_size: int = 1
+    instrument_type: str = "EQ"
+    underlying: str = ""
+    minute_of_session: int = -1
+    rvol_cum: float = float("nan")
+    rvol_bar: float = float("nan")
+    threshold_multiplier: float = 1.0
+    regime: str = ""
+    profile: dict[str, float] = field(default_factory=dict)
+    book: dict[str, float] = field(default_factory=dict)
+    option: dict[str, float] = field(default_factory=dict)
+    chain: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
