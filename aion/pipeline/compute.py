@@ -27,7 +27,7 @@ from aion.bars.builder import BarBuilder
 from aion.config import AionConfig
 from aion.indicators.core import IndicatorConfig, IndicatorCore
 from aion.instruments.master import Instrument
-from aion.kite.protocol import MODE_LTP, TICK_DTYPE, MalformedFrame, decode_frame, is_heartbeat
+from aion.kite.protocol import FRAME_HEARTBEAT, FRAME_STATUS_REASONS, MODE_LTP, decode_frames
 from aion.market.time import SEGMENT_NAMES, SEGMENT_REGULAR, session_dates, to_ist
 from aion.patterns.registry import InstrumentView, PatternEngine
 from aion.risk.manager import RiskManager
@@ -154,22 +154,21 @@ class ComputeEngine:
     # -- decoding ----------------------------------------------------------------------------
 
     def _decode(self, frames: list[tuple[int, str, bytes]]) -> np.ndarray:
-        parts = []
         c = self.counters
-        for recv_ns, _conn, frame in frames:
-            c.frames += 1
-            self._last_wall_frame_ns = max(self._last_wall_frame_ns, recv_ns)
-            if is_heartbeat(frame):
-                c.heartbeats += 1
-                continue
-            try:
-                parts.append(decode_frame(frame))
-            except MalformedFrame as exc:
-                c.malformed_frames += 1
-                c.malformed_reasons[exc.reason] = c.malformed_reasons.get(exc.reason, 0) + 1
-        if not parts:
-            return np.empty(0, TICK_DTYPE)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        c.frames += len(frames)
+        if frames:
+            self._last_wall_frame_ns = max(self._last_wall_frame_ns, max(f[0] for f in frames))
+        decoded = decode_frames([f[2] for f in frames])
+        status = decoded.status
+        c.heartbeats += int(np.count_nonzero(status == FRAME_HEARTBEAT))
+        bad = decoded.malformed()
+        if bad.any():
+            c.malformed_frames += int(bad.sum())
+            codes, counts = np.unique(status[bad], return_counts=True)
+            for code, n in zip(codes.tolist(), counts.tolist(), strict=True):
+                reason = FRAME_STATUS_REASONS[code]
+                c.malformed_reasons[reason] = c.malformed_reasons.get(reason, 0) + n
+        return decoded.ticks
 
     def _timestamps(self, ticks: np.ndarray) -> np.ndarray:
         """Exchange time per tick; ticks without one take the running exchange clock."""

@@ -1,0 +1,95 @@
+"""``decode_frames`` (one compiled pass over many frames) equals ``decode_frame`` per frame.
+
+The per-frame decoder is itself cross-checked against kiteconnect's parser in
+``test_kite_protocol.py``; here the batch path must give exactly the same ticks
+for well-formed frames and the same reason for every malformed one.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aion.kite import protocol as P
+
+from test_kite_protocol import KINDS, make_packet, make_token
+
+
+def _frame(rng: random.Random, n_packets: int) -> bytes:
+    body = b""
+    for _ in range(n_packets):
+        kind = rng.choice(KINDS)
+        seg = 9 if kind.startswith("index") else rng.choice((1, 2, 3, 6, 12))
+        pkt = make_packet(rng, kind, make_token(rng, seg))
+        body += struct.pack(">H", len(pkt)) + pkt
+    return struct.pack(">H", n_packets) + body
+
+
+def _mutate(rng: random.Random, frame: bytes) -> bytes:
+    choice = rng.randrange(6)
+    if choice == 0:
+        return frame[: rng.randrange(len(frame))]  # truncated
+    if choice == 1:
+        return frame + bytes(rng.randrange(1, 5))  # trailing bytes
+    if choice == 2:
+        return struct.pack(">H", rng.randrange(65536)) + frame[2:]  # wrong count
+    if choice == 3 and len(frame) > 4:
+        return frame[:2] + struct.pack(">H", rng.randrange(65536)) + frame[4:]  # wrong length
+    if choice == 4:
+        return b"garbage text in a binary frame"
+    return bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 40)))
+
+
+def _reference(frames: list[object]) -> tuple[np.ndarray, list[int], list[str]]:
+    parts, owners, reasons = [], [], []
+    for i, f in enumerate(frames):
+        try:
+            t = P.decode_frame(f)  # type: ignore[arg-type]
+        except P.MalformedFrame as exc:
+            reasons.append(exc.reason)
+            continue
+        reasons.append("heartbeat" if isinstance(f, bytes) and len(f) == 1 else "ok")
+        parts.append(t)
+        owners += [i] * t.shape[0]
+    ticks = np.concatenate(parts) if parts else np.empty(0, P.TICK_DTYPE)
+    return ticks, owners, reasons
+
+
+def _check(frames: list[object]) -> None:
+    got = P.decode_frames(frames)
+    ticks, owners, reasons = _reference(frames)
+    assert [P.FRAME_STATUS_REASONS[s] for s in got.status] == reasons
+    assert got.tick_frame.tolist() == owners
+    assert got.ticks.dtype == P.TICK_DTYPE
+    assert got.ticks.tobytes() == ticks.tobytes()
+    assert int(got.malformed().sum()) == sum(r not in ("ok", "heartbeat") for r in reasons)
+
+
+def test_mixed_well_formed_heartbeats_and_malformed_frames() -> None:
+    rng = random.Random(20221111)
+    frames: list[object] = []
+    for _ in range(300):
+        r = rng.random()
+        if r < 0.1:
+            frames.append(b"\x00")
+        elif r < 0.7:
+            frames.append(_frame(rng, rng.randrange(0, 60)))
+        else:
+            frames.append(_mutate(rng, _frame(rng, rng.randrange(1, 20))))
+    frames += [b"", bytearray(_frame(rng, 3)), memoryview(_frame(rng, 2)), "text", None]
+    _check(frames)
+
+
+def test_empty_batch() -> None:
+    got = P.decode_frames([])
+    assert got.ticks.shape == (0,) and got.status.shape == (0,)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=400), max_size=20))
+def test_arbitrary_bytes_match_the_per_frame_decoder(frames: list[bytes]) -> None:
+    _check(list(frames))
