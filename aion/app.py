@@ -31,19 +31,21 @@ from typing import Any
 
 import redis
 
+from aion.archive.writer import ArchiveWriter, finish_archive, start_archive
 from aion.config import AionConfig, ConfigError, load_patterns
 from aion.feed.client import FeedClient
 from aion.instruments.master import Instrument, InstrumentMaster
 from aion.kite.protocol import MAX_TOKENS_PER_CONNECTION, MODE_CODES
 from aion.market.time import parse_date, session_date
 from aion.patterns.registry import PatternEngine
+from aion.pipeline.allocator import tune_malloc
 from aion.pipeline.compute import ComputeEngine
 from aion.pipeline.queues import BoundedQueue
 from aion.replay.server import SESSION_COMPLETE_MESSAGE, ReplayServer
 from aion.replay.session_file import Session, SessionFileError, read_session
 from aion.store import keys
-from aion.store.server import PrivateRedis, connect
-from aion.store.writer import RedisStore, StoreBatch, TtlSeconds
+from aion.store.server import PrivateRedis, connect, redacted_url
+from aion.store.writer import RedisStore, StoreBatch, TtlSeconds, status_path
 from aion.volume.averages import (
     bundled_adjustment_factors,
     bundled_daily_dir,
@@ -136,6 +138,8 @@ class Scanner:
         self.feeds: list[FeedClient] = []
         self.engine: ComputeEngine | None = None
         self.store: RedisStore | None = None
+        self.archive: ArchiveWriter | None = None
+        self.started_wall_ns = 0
         self._compute_thread: threading.Thread | None = None
         self._compute_stop = threading.Event()
         self.started_monotonic = 0.0
@@ -202,11 +206,11 @@ class Scanner:
         if url is None:
             self.private_redis = PrivateRedis(self.config.data_dir())
             url = self.private_redis.start()
-        client = connect(url)
+        client = connect(url, self.config.redis.tls)
         try:
             client.ping()
         except redis.RedisError as exc:
-            raise ScanError(f"Redis at {url.split('@')[-1]} is unreachable: {exc}") from exc
+            raise ScanError(f"Redis at {redacted_url(url)} is unreachable: {exc}") from exc
         return client
 
     def _restored_volume(self, client: redis.Redis) -> dict[str, dict[str, int]]:
@@ -235,13 +239,17 @@ class Scanner:
         while not self._compute_stop.is_set() or not self.raw.empty():
             frames = self.raw.get_many(512, timeout=0.05)
             if frames:
-                self.out.put(self.engine.process(frames))
+                batch = self.engine.process(frames)
+                self.out.put(batch)
+                if self.archive is not None:
+                    self.archive.submit(batch)
 
     def start(self) -> None:
         """Connect Redis, start the store, compute and feed threads (and the replay server).
 
         On any start-up error, whatever was already started is stopped again.
         """
+        tune_malloc()
         try:
             self._start()
         except BaseException:
@@ -270,6 +278,7 @@ class Scanner:
             self._averages(),
             self._restored_volume(self.redis),
             node=self.opts.node,
+            replaying=self.session is not None,
         )
         self.store = RedisStore(
             self.redis,
@@ -278,8 +287,12 @@ class Scanner:
             cfg.redis.alerts_maxlen,
             cfg.redis.flush_interval_ms,
             cfg.redis.max_buffered_commands,
+            status_file=status_path(cfg.data_dir(), self.opts.node),
+            node=self.opts.node,
         )
         self.store.start()
+        self.archive = start_archive(cfg, self.opts.node)
+        self.started_wall_ns = time.time_ns()
         self._compute_thread = threading.Thread(
             target=self._compute_loop, name="compute", daemon=True
         )
@@ -330,16 +343,28 @@ class Scanner:
         if self._compute_thread is not None:
             self._compute_thread.join()
         assert self.engine is not None and self.store is not None
-        self.out.put(self.engine.finish())
+        last = self.engine.finish()
+        self.out.put(last)
+        if self.archive is not None:
+            self.archive.submit(last)
         summary = self.summary()
         date = int(summary.values.get("session_date") or 0)
         if date:
-            self.out.put(StoreBatch(runs=[(date, {k: str(v) for k, v in summary.values.items()})]))
+            flat = {
+                k: json.dumps(v) if isinstance(v, dict) else str(v)
+                for k, v in summary.values.items()
+            }
+            self.out.put(StoreBatch(runs=[(date, flat)]))
         flushed = self.store.stop()
         summary.values["redis_commands"] = self.store.stats.commands
         summary.values["redis_flushed"] = flushed
         summary.values["redis_dropped_commands"] = self.store.stats.dropped_commands
         summary.values["duplicate_alerts"] = self.store.stats.duplicate_alerts
+        if self.archive is not None:
+            gaps = {f.name: f.stats.gaps for f in self.feeds}
+            summary.values.update(
+                finish_archive(self.archive, summary.values, gaps, self.started_wall_ns)
+            )
         if self.server is not None:
             self.server.stop()
         if self.redis is not None:
@@ -353,6 +378,7 @@ class Scanner:
         assert self.engine is not None and self.store is not None
         e = self.engine
         c = e.counters
+        ac = e.alert_manager.counters
         clock = e.clock
         vals: dict[str, Any] = {
             "stop_reason": self.stop_reason,
@@ -372,6 +398,11 @@ class Scanner:
             "regular_bars": c.regular_bars,
             "signals": e.alert_manager.counters.signals,
             "alerts": e.alert_manager.counters.published,
+            "alerts_by_pattern": dict(sorted(ac.published_by_pattern.items())),
+            "alerts_per_minute": round(ac.rate_per_minute(), 4),
+            "alerts_per_minute_max": ac.max_per_minute,
+            "alerts_suppressed": ac.suppressed(),
+            "risk_refused_reasons": dict(sorted(ac.risk_refused_reasons.items())),
             "queue_drops": self.raw.stats.dropped + self.out.stats.dropped,
             "raw_queue_high_water": self.raw.stats.high_water,
             "out_queue_high_water": self.out.stats.high_water,

@@ -381,18 +381,6 @@ def _scan_frames(
 
 
 @numba.njit(cache=True, nogil=True)
-def _gather(buf, offsets, plen):  # pragma: no cover - compiled
-    """Copy ``plen`` bytes at each offset into a (k, plen) uint8 array."""
-    k = offsets.size
-    out = np.empty((k, plen), np.uint8)
-    for i in range(k):
-        o = offsets[i]
-        for j in range(plen):
-            out[i, j] = buf[o + j]
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
 def _scatter(out, offsets, rows):  # pragma: no cover - compiled
     """Inverse of :func:`_gather`: write each row of ``rows`` at its offset in ``out``."""
     k, plen = rows.shape
@@ -466,78 +454,89 @@ def packet_spans(frame: BytesLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- decode
 
 
-def _pct_change(last_price: np.ndarray, close: np.ndarray) -> np.ndarray:
-    """Percent change vs close, 0 where close == 0 (same float ops as kiteconnect)."""
-    out = np.zeros_like(last_price)
-    np.divide((last_price - close) * 100, close, out=out, where=close != 0)
-    return out
+@numba.njit(cache=True, nogil=True, inline="always")
+def _u32(buf, p):  # pragma: no cover - compiled
+    return (
+        (np.int64(buf[p]) << 24)
+        | (np.int64(buf[p + 1]) << 16)
+        | (np.int64(buf[p + 2]) << 8)
+        | np.int64(buf[p + 3])
+    )
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _i32(buf, p):  # pragma: no cover - compiled
+    v = _u32(buf, p)
+    return v - (np.int64(1) << 32) if v >= (np.int64(1) << 31) else v
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_kernel(buf, offsets, lengths, tokens, out):  # pragma: no cover - compiled
+    """Decode each packet body ``buf[offsets[i]:offsets[i]+lengths[i]]`` into ``out[i]``.
+
+    ``out`` is a zeroed :data:`TICK_DTYPE` array. Prices are divided by the segment's
+    divisor; ``change`` is ``(last_price - close) * 100 / close`` (0 when close is 0),
+    the same float operations as kiteconnect.
+    """
+    for i in range(offsets.size):
+        p = offsets[i]
+        plen = lengths[i]
+        tok = tokens[i]
+        seg = tok & 0xFF
+        div = 10_000_000.0 if seg == 3 else (10_000.0 if seg == 6 or seg == 12 else 100.0)
+        r = out[i]
+        r["instrument_token"] = tok
+        r["packet_length"] = plen
+        r["tradable"] = seg != 9
+        lp = _i32(buf, p + 4) / div
+        r["last_price"] = lp
+        if plen == 8:
+            r["mode"] = 1
+            continue
+        if plen == 28 or plen == 32:
+            r["mode"] = 2 if plen == 28 else 3
+            r["high"] = _i32(buf, p + 8) / div
+            r["low"] = _i32(buf, p + 12) / div
+            r["open"] = _i32(buf, p + 16) / div
+            close = _i32(buf, p + 20) / div
+            if plen == 32:
+                r["exchange_timestamp"] = _u32(buf, p + 28)
+        else:
+            r["mode"] = 2 if plen == 44 else 3
+            r["last_traded_quantity"] = _u32(buf, p + 8)
+            r["average_traded_price"] = _i32(buf, p + 12) / div
+            r["volume_traded"] = _u32(buf, p + 16)
+            r["total_buy_quantity"] = _u32(buf, p + 20)
+            r["total_sell_quantity"] = _u32(buf, p + 24)
+            r["open"] = _i32(buf, p + 28) / div
+            r["high"] = _i32(buf, p + 32) / div
+            r["low"] = _i32(buf, p + 36) / div
+            close = _i32(buf, p + 40) / div
+            if plen == 184:
+                r["last_trade_time"] = _u32(buf, p + 44)
+                r["oi"] = _u32(buf, p + 48)
+                r["oi_day_high"] = _u32(buf, p + 52)
+                r["oi_day_low"] = _u32(buf, p + 56)
+                r["exchange_timestamp"] = _u32(buf, p + 60)
+                for j in range(5):
+                    b = p + 64 + 12 * j
+                    r["depth_buy_quantity"][j] = _u32(buf, b)
+                    r["depth_buy_price"][j] = _i32(buf, b + 4) / div
+                    r["depth_buy_orders"][j] = (np.int64(buf[b + 8]) << 8) | np.int64(buf[b + 9])
+                    a = b + 60
+                    r["depth_sell_quantity"][j] = _u32(buf, a)
+                    r["depth_sell_price"][j] = _i32(buf, a + 4) / div
+                    r["depth_sell_orders"][j] = (np.int64(buf[a + 8]) << 8) | np.int64(buf[a + 9])
+        r["close"] = close
+        r["change"] = (lp - close) * 100 / close if close != 0 else 0.0
 
 
 def _decode_spans(
     buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, tokens: np.ndarray
 ) -> np.ndarray:
-    n = offsets.size
-    out = np.zeros(n, TICK_DTYPE)
-    if n == 0:
-        return out
-    div_all = price_divisors(tokens)
-    out["instrument_token"] = tokens
-    out["packet_length"] = lengths
-    out["tradable"] = (tokens & 0xFF) != SEGMENT_INDICES
-    first = int(lengths[0])
-    uniform = bool(np.all(lengths == first))
-    for plen, mode, be, is_index in _CLASSES:
-        if uniform:
-            if plen != first:
-                continue
-            sel: Any = slice(None)
-            offs, div = offsets, div_all
-        else:
-            idx = np.flatnonzero(lengths == plen)
-            if idx.size == 0:
-                continue
-            sel, offs, div = idx, offsets[idx], div_all[idx]
-        rec = _gather(buf, offs, plen).view(be)[:, 0]
-        cols: dict[str, np.ndarray | int] = {"mode": mode}
-        lp = rec["last_price"] / div
-        cols["last_price"] = lp
-        if plen != LEN_LTP:
-            for f in ("open", "high", "low", "close"):
-                cols[f] = rec[f] / div
-            cols["change"] = _pct_change(lp, cols["close"])  # type: ignore[arg-type]
-        if is_index:
-            if plen == LEN_INDEX_FULL:
-                cols["exchange_timestamp"] = rec["exchange_timestamp"]
-        elif plen != LEN_LTP:
-            cols["average_traded_price"] = rec["average_traded_price"] / div
-            for f in (
-                "last_traded_quantity",
-                "volume_traded",
-                "total_buy_quantity",
-                "total_sell_quantity",
-            ):
-                cols[f] = rec[f]
-            if plen == LEN_FULL:
-                for f in (
-                    "last_trade_time",
-                    "oi",
-                    "oi_day_high",
-                    "oi_day_low",
-                    "exchange_timestamp",
-                ):
-                    cols[f] = rec[f]
-                depth = rec["depth"]  # (k, 10)
-                dpx = depth["price"] / div[:, None]
-                cols["depth_buy_price"] = dpx[:, :DEPTH_LEVELS]
-                cols["depth_sell_price"] = dpx[:, DEPTH_LEVELS:]
-                cols["depth_buy_quantity"] = depth["quantity"][:, :DEPTH_LEVELS]
-                cols["depth_sell_quantity"] = depth["quantity"][:, DEPTH_LEVELS:]
-                cols["depth_buy_orders"] = depth["orders"][:, :DEPTH_LEVELS]
-                cols["depth_sell_orders"] = depth["orders"][:, DEPTH_LEVELS:]
-        for name, values in cols.items():
-            out[name][sel] = values
-        if uniform:
-            break
+    out = np.zeros(offsets.size, TICK_DTYPE)
+    if offsets.size:
+        _decode_kernel(buf, offsets, lengths, tokens, out)
     return out
 
 

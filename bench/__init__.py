@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of aion's hot path (``make bench``); not part of the test suite."""
