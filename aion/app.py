@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import threading
 import time
@@ -33,10 +32,14 @@ import redis
 
 from aion.archive.writer import ArchiveWriter, finish_archive, start_archive
 from aion.config import AionConfig, ConfigError, load_patterns
-from aion.feed.client import FeedClient
+from aion.feed.client import FeedClient, feed_summary, in_market_hours
+from aion.feed.sharding import ShardingError, shard_modes
+from aion.instruments.kite_api import KiteApiError, cached_instruments, last_prices
 from aion.instruments.master import Instrument, InstrumentMaster
-from aion.kite.protocol import MAX_TOKENS_PER_CONNECTION, MODE_CODES
-from aion.market.time import parse_date, session_date
+from aion.instruments.universe import UniverseError, resolve_universe
+from aion.kite.credentials import Credentials, CredentialsError, load_credentials
+from aion.kite.protocol import MODE_CODES
+from aion.market.time import IST, parse_date, session_date
 from aion.patterns.registry import PatternEngine
 from aion.pipeline.allocator import tune_malloc
 from aion.pipeline.compute import ComputeEngine
@@ -54,6 +57,7 @@ from aion.volume.averages import (
 )
 
 _DAY_S = 86_400
+_HANDSHAKE_WAIT_S = 5.0  # start() waits this long at most for each connection's first handshake
 
 
 class ScanError(RuntimeError):
@@ -92,24 +96,27 @@ class ScanSummary:
     values: dict[str, Any]
 
 
-def resolve_credentials(opts: ScanOptions) -> tuple[str, str]:
-    """API key and access token: the environment for Kite; placeholders for loopback replay.
+def resolve_credentials(opts: ScanOptions, secrets_file: str | None = None) -> Credentials:
+    """Kite credentials (environment, else ``kite.secrets_file``); placeholders for replay.
 
     Raises:
-        ScanError: live Kite requested without ``KITE_API_KEY``/``KITE_ACCESS_TOKEN``.
+        ScanError: live Kite requested without credentials, or an unsafe secrets file.
     """
-    key = os.environ.get("KITE_API_KEY", "")
-    token = os.environ.get("KITE_ACCESS_TOKEN", "")
     if opts.replay is not None:
-        return "replay", "replay"
+        return Credentials("replay", "replay", "replay")
+    try:
+        creds = load_credentials(secrets_file)
+    except CredentialsError as exc:
+        raise ScanError(str(exc)) from None
     if opts.ws_url is not None:
-        return (key or "replay"), (token or "replay")
-    if not key or not token:
+        return creds or Credentials("replay", "replay", "replay")
+    if creds is None:
         raise ScanError(
-            "no Kite credentials: set KITE_API_KEY and KITE_ACCESS_TOKEN for a live scan, "
-            "or replay a recorded session with --replay FILE (see README: aion session build)"
+            "no Kite credentials: set KITE_API_KEY and KITE_ACCESS_TOKEN (or kite.secrets_file) "
+            "for a live scan, or replay a recorded session with --replay FILE "
+            "(see README: aion session build)"
         )
-    return key, token
+    return creds
 
 
 class Scanner:
@@ -119,10 +126,16 @@ class Scanner:
         self.config = config
         self.opts = opts
         self.patterns = PatternEngine(load_patterns(config_dir))
-        self.api_key, self.access_token = resolve_credentials(opts)
+        self.credentials = resolve_credentials(opts, config.kite.secrets_file)
+        self.api_key, self.access_token = self.credentials.api_key, self.credentials.access_token
         self.session: Session | None = read_session(opts.replay) if opts.replay else None
         self.master = self._master()
+        self.modes: dict[int, int] = {}
         self.universe = self._universe()
+        try:
+            self.shards = shard_modes(self.modes)
+        except ShardingError as exc:
+            raise ScanError(str(exc)) from None
         self.raw: BoundedQueue[tuple[int, str, bytes]] = BoundedQueue(
             "raw", config.queues.raw_maxsize, "block", config.queues.block_timeout_s
         )
@@ -147,8 +160,23 @@ class Scanner:
 
     # -- building ----------------------------------------------------------------------------
 
+    def _live(self) -> bool:
+        return self.opts.replay is None and self.opts.ws_url is None
+
     def _master(self) -> InstrumentMaster:
         master = InstrumentMaster.bundled()
+        kc = self.config.kite
+        try:
+            if kc.instruments_csv:
+                master = master.merge(InstrumentMaster.from_csv(list(kc.instruments_csv)))
+            elif self._live():
+                cache = Path(kc.instruments_cache_dir or self.config.data_dir() / "instruments")
+                today = dt.datetime.now(IST).date()
+                master = master.merge(
+                    cached_instruments(kc.api_url, self.credentials, cache, today)
+                )
+        except (KiteApiError, ValueError) as exc:
+            raise ScanError(str(exc)) from None
         if self.session is not None:
             master = master.merge(self.session.instruments())
         for p in self.opts.instruments:
@@ -159,31 +187,39 @@ class Scanner:
             master = master.merge(extra)
         return master
 
+    def _spot_price(self, symbol: str) -> float | None:
+        """Kite's last price for options ATM (live scans only; None otherwise)."""
+        if not self._live():
+            return None
+        try:
+            return last_prices(self.config.kite.api_url, self.credentials, [symbol]).get(symbol)
+        except KiteApiError as exc:
+            raise ScanError(str(exc)) from None
+
     def _universe(self) -> dict[int, Instrument]:
-        symbols = list(self.opts.symbols) or list(self.config.universe.symbols)
-        if not symbols and self.session is not None:
-            return {
-                int(r["instrument_token"]): self.master.by_token(int(r["instrument_token"]))
-                for r in self.session.header["instruments"]
-            }
-        if not symbols:
+        """Resolve the universe (aion/instruments/universe.py); sets ``self.modes``."""
+        try:
+            uni = resolve_universe(
+                self.config.universe,
+                self.master,
+                self.config.kite.default_mode,
+                self._scan_date(),
+                self._spot_price,
+                self.opts.symbols,
+            )
+        except UniverseError as exc:
+            raise ScanError(str(exc)) from None
+        if not uni and self.session is not None:
+            mode = MODE_CODES[self.config.kite.default_mode]
+            for r in self.session.header["instruments"]:
+                uni.add(self.master.by_token(int(r["instrument_token"])), mode)
+        if not uni:
             raise ScanError(
-                "no instruments to scan: list symbols in config/aion.yaml universe.symbols "
+                "no instruments to scan: list symbols in config/aion.yaml universe "
                 "or pass --symbols NSE:HDFCBANK,..."
             )
-        out = {}
-        for s in symbols:
-            try:
-                inst = self.master.by_symbol(s)
-            except KeyError as exc:
-                raise ScanError(f"unknown symbol {s!r}: not in the instrument master") from exc
-            out[inst.instrument_token] = inst
-        if len(out) > MAX_TOKENS_PER_CONNECTION:
-            raise ScanError(
-                f"{len(out)} instruments: this version runs one connection of at most "
-                f"{MAX_TOKENS_PER_CONNECTION}"
-            )
-        return out
+        self.modes = uni.modes
+        return uni.instruments
 
     def _scan_date(self) -> dt.date:
         if self.session is not None:
@@ -302,20 +338,33 @@ class Scanner:
             self.server = ReplayServer(self.session, speed=self.opts.speed, wait_for_client=True)
             self.server.start()
             url = self.server.url
-        mode = MODE_CODES[cfg.kite.default_mode]
-        modes = {tok: mode for tok in self.universe}
-        feed = FeedClient(
-            url,
-            self.api_key,
-            self.access_token,
-            modes,
-            self.raw,
-            name="conn0",
-            on_text=self._on_text,
-        )
-        self.feeds.append(feed)
+        kc = cfg.kite
+        for i, modes in enumerate(self.shards):  # <= 3 connections of <= 3000 tokens
+            self.feeds.append(
+                FeedClient(
+                    url,
+                    self.api_key,
+                    self.access_token,
+                    modes,
+                    self.raw,
+                    name=f"conn{i}",
+                    on_text=self._on_text,
+                    max_backoff_s=kc.backoff_cap_s,
+                    base_backoff_s=kc.backoff_initial_s,
+                    stale_after_s=kc.watchdog_s,
+                    ping_interval_s=kc.ping_interval_s,
+                    max_attempts=kc.max_attempts_off_hours or None,
+                    retry_forever=in_market_hours,
+                    gap_markers=True,
+                )
+            )
         self.started_monotonic = time.monotonic()
-        feed.start()
+        for feed in self.feeds:
+            feed.start()
+        for feed in self.feeds:  # a refused token (HTTP 403) stops the start, in one line
+            feed.wait_connected(_HANDSHAKE_WAIT_S)
+            if feed.stats.fatal_error:
+                raise ScanError(feed.stats.fatal_error)
 
     def should_stop(self) -> bool:
         """True when the scan's end condition is met (sets ``stop_reason``)."""
@@ -351,7 +400,7 @@ class Scanner:
         date = int(summary.values.get("session_date") or 0)
         if date:
             flat = {
-                k: json.dumps(v) if isinstance(v, dict) else str(v)
+                k: json.dumps(v) if isinstance(v, dict | list) else str(v)
                 for k, v in summary.values.items()
             }
             self.out.put(StoreBatch(runs=[(date, flat)]))
@@ -407,6 +456,7 @@ class Scanner:
             "raw_queue_high_water": self.raw.stats.high_water,
             "out_queue_high_water": self.out.stats.high_water,
             "feed_reconnects": sum(f.stats.reconnects for f in self.feeds),
+            **feed_summary(self.feeds),
         }
         return ScanSummary(vals)
 

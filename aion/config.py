@@ -14,6 +14,7 @@ beside the ``aion`` package (source and editable installs).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import types
 import typing
@@ -23,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from aion.market.calendar import MarketCalendar, SpecialSession
+
 
 class ConfigError(ValueError):
     """A bad configuration value; ``str()`` is one line naming the key and the fix."""
@@ -30,13 +33,34 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class KiteConfig:
+    """Kite connection: endpoint, watchdog, reconnect backoff, secrets and instrument master."""
+
     ws_url: str = "wss://ws.kite.trade"
     default_mode: str = "full"
+    watchdog_s: float = 5.0  # no frame (data or heartbeat) for this long: reconnect
+    ping_interval_s: float = 10.0  # WebSocket ping cadence (0: off)
+    backoff_initial_s: float = 1.0  # first reconnect backoff ceiling (full jitter)
+    backoff_cap_s: float = 60.0
+    max_attempts_off_hours: int = 30  # give up after this many failures outside market hours
+    secrets_file: str | None = None  # NAME=VALUE file, owner-only (mode 0600)
+    api_url: str = "https://api.kite.trade"  # REST root (instruments dump, LTP)
+    instruments_csv: tuple[str, ...] = ()  # local instrument master CSVs: no download
+    instruments_cache_dir: str | None = None  # null: <data_dir>/instruments
 
     def __post_init__(self) -> None:
         _choice("kite.default_mode", self.default_mode, ("ltp", "quote", "full"))
         if not self.ws_url.startswith(("ws://", "wss://")):
             raise ConfigError(f"kite.ws_url: {self.ws_url!r} must start with ws:// or wss://")
+        _positive("kite.watchdog_s", self.watchdog_s)
+        if self.ping_interval_s < 0:
+            raise ConfigError("kite.ping_interval_s: must be >= 0 seconds (0 turns pings off)")
+        _positive("kite.backoff_initial_s", self.backoff_initial_s)
+        if self.backoff_cap_s < self.backoff_initial_s:
+            raise ConfigError("kite.backoff_cap_s: must be >= kite.backoff_initial_s")
+        if self.max_attempts_off_hours < 0:
+            raise ConfigError("kite.max_attempts_off_hours: must be >= 0 (0: never give up)")
+        if not self.api_url.startswith(("http://", "https://")):
+            raise ConfigError(f"kite.api_url: {self.api_url!r} must start with https://")
 
 
 @dataclass(frozen=True)
@@ -52,12 +76,35 @@ class TtlDays:
 
 
 @dataclass(frozen=True)
+class RedisTlsConfig:
+    """Files for a ``rediss://`` connection (PEM paths; None: system CAs, no client cert)."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).expanduser().is_file():
+                raise ConfigError(
+                    f"redis.tls.{name}: {value!r} is not a readable file; give the PEM path "
+                    "or null"
+                )
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ConfigError(
+                "redis.tls.cert_file: a client certificate needs both cert_file and key_file"
+            )
+
+
+@dataclass(frozen=True)
 class RedisConfig:
     url: str | None = None
     flush_interval_ms: int = 200
     max_buffered_commands: int = 500_000
     ttl_days: TtlDays = field(default_factory=TtlDays)
     alerts_maxlen: int = 100_000
+    tls: RedisTlsConfig = field(default_factory=RedisTlsConfig)
 
     def __post_init__(self) -> None:
         _positive("redis.flush_interval_ms", self.flush_interval_ms)
@@ -88,43 +135,336 @@ class QueuesConfig:
 
 
 @dataclass(frozen=True)
-class UniverseConfig:
-    symbols: tuple[str, ...] = ()
+class FuturesSelector:
+    """Futures of one underlying, resolved from the instrument master at start-up."""
+
+    underlying: str = ""  # the master's ``name`` column, e.g. NIFTY, RELIANCE
+    exchange: str = "NFO"
+    months: tuple[str, ...] = ("near", "next")  # near = nearest expiry, next = the one after
+    mode: str | None = None  # ltp | quote | full; null: kite.default_mode
 
     def __post_init__(self) -> None:
-        for s in self.symbols:
-            if ":" not in s:
+        if not self.underlying:
+            raise ConfigError("universe.futures[].underlying: give the underlying, e.g. NIFTY")
+        for m in self.months:
+            _choice("universe.futures[].months", m, ("near", "next", "far"))
+        if self.mode is not None:
+            _choice("universe.futures[].mode", self.mode, ("ltp", "quote", "full"))
+
+
+@dataclass(frozen=True)
+class OptionsSelector:
+    """Options of one underlying within +/- ``strikes`` strikes of at-the-money."""
+
+    underlying: str = ""  # the master's ``name`` column, e.g. NIFTY
+    exchange: str = "NFO"
+    expiry: str = "near"  # near | next | far | YYYY-MM-DD
+    strikes: int = 10  # strikes each side of the ATM strike (CE and PE of each)
+    spot: str | None = None  # symbol whose price sets ATM, e.g. "NSE:NIFTY 50"
+    atm_strike: float | None = None  # fixed ATM strike in rupees (else from spot)
+    mode: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.underlying:
+            raise ConfigError("universe.options[].underlying: give the underlying, e.g. NIFTY")
+        if self.expiry not in ("near", "next", "far"):
+            try:
+                dt.date.fromisoformat(self.expiry)
+            except ValueError:
                 raise ConfigError(
-                    f"universe.symbols: {s!r} must be EXCHANGE:TRADINGSYMBOL, e.g. NSE:RELIANCE"
-                )
+                    f"universe.options[].expiry: {self.expiry!r} is not near, next, far "
+                    "or YYYY-MM-DD"
+                ) from None
+        if self.strikes < 0:
+            raise ConfigError("universe.options[].strikes: must be >= 0")
+        if self.spot is None and self.atm_strike is None:
+            raise ConfigError(
+                "universe.options[]: set spot (e.g. 'NSE:NIFTY 50') or atm_strike to locate ATM"
+            )
+        if self.mode is not None:
+            _choice("universe.options[].mode", self.mode, ("ltp", "quote", "full"))
+
+
+@dataclass(frozen=True)
+class UniverseConfig:
+    symbols: tuple[str, ...] = ()
+    indices: tuple[str, ...] = ()
+    modes: dict[str, str] = field(default_factory=dict)  # symbol -> ltp | quote | full
+    futures: tuple[FuturesSelector, ...] = ()
+    options: tuple[OptionsSelector, ...] = ()
+
+    def __post_init__(self) -> None:
+        for key, group in (("symbols", self.symbols), ("indices", self.indices)):
+            for s in group:
+                if ":" not in s:
+                    raise ConfigError(
+                        f"universe.{key}: {s!r} must be EXCHANGE:TRADINGSYMBOL, e.g. NSE:RELIANCE"
+                    )
+        for sym, mode in self.modes.items():
+            _choice(f"universe.modes.{sym}", str(mode), ("ltp", "quote", "full"))
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """``volume.baseline``: the time-of-day volume curve (:mod:`aion.volume.baseline`)."""
+
+    intraday_history_dir: str | None = None
+    sessions: int = 60
+    min_sessions: int = 20
+
+    def __post_init__(self) -> None:
+        _positive("volume.baseline.sessions", self.sessions)
+        _positive("volume.baseline.min_sessions", self.min_sessions)
+        if self.min_sessions > self.sessions:
+            raise ConfigError("volume.baseline.min_sessions: must be <= volume.baseline.sessions")
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """``volume.profile``: the session volume profile (:mod:`aion.volume.profile`)."""
+
+    bin_ticks: int = 1
+    fallback_tick_size: float = 0.05
+    max_bins: int = 1024
+    value_area: float = 0.70
+    smoothing_bins: int = 5
+    hvn_ratio: float = 1.5
+    lvn_ratio: float = 0.5
+    max_nodes: int = 5
+
+    def __post_init__(self) -> None:
+        _positive("volume.profile.bin_ticks", self.bin_ticks)
+        _positive("volume.profile.fallback_tick_size", self.fallback_tick_size)
+        _at_least("volume.profile.max_bins", self.max_bins, 16)
+        if not 0.0 < self.value_area < 1.0:
+            raise ConfigError(
+                f"volume.profile.value_area: must be in (0, 1), e.g. 0.70, got {self.value_area!r}"
+            )
+        if self.smoothing_bins < 1 or self.smoothing_bins % 2 == 0:
+            raise ConfigError("volume.profile.smoothing_bins: must be an odd integer >= 1")
+        if not self.hvn_ratio > 1.0:
+            raise ConfigError("volume.profile.hvn_ratio: must be > 1 (x the mean bin volume)")
+        if not 0.0 <= self.lvn_ratio < 1.0:
+            raise ConfigError("volume.profile.lvn_ratio: must be in [0, 1) (x the mean bin volume)")
+        _positive("volume.profile.max_nodes", self.max_nodes)
 
 
 @dataclass(frozen=True)
 class VolumeConfig:
-    regular_session_minutes: int = 375
     average_days: int = 20
+    long_average_days: int = 55
     daily_history_dir: str | None = None
     adjustment_factors: str | None = None
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
 
     def __post_init__(self) -> None:
-        _positive("volume.regular_session_minutes", self.regular_session_minutes)
         _positive("volume.average_days", self.average_days)
+        _positive("volume.long_average_days", self.long_average_days)
+
+
+def _hhmm(key: str, text: str) -> int:
+    """``HH:MM`` (IST) -> minute of day; ConfigError naming ``key`` otherwise."""
+    try:
+        hh, mm = (int(x) for x in text.split(":"))
+    except ValueError:
+        hh, mm = -1, -1
+    if not (0 <= hh < 24 and 0 <= mm < 60):
+        raise ConfigError(f"{key}: {text!r} must be an IST time HH:MM, e.g. 09:30")
+    return hh * 60 + mm
+
+
+@dataclass(frozen=True)
+class SessionWindow:
+    """A window ``[start, end)`` of the regular session (IST ``HH:MM``) and its multiplier.
+
+    ``multiplier`` (dimensionless, > 0) scales detector volume thresholds for bars
+    starting inside the window. Checked by :class:`SessionsConfig`.
+    """
+
+    start: str
+    end: str
+    multiplier: float = 1.0
+
+    def check(self, key: str) -> tuple[int, int]:
+        """Validate; returns ``(start, end)`` as IST minutes of day. Raises ConfigError."""
+        lo = _hhmm(f"{key}.start", self.start)
+        hi = _hhmm(f"{key}.end", self.end)
+        if not 9 * 60 + 15 <= lo < hi <= 15 * 60 + 30:
+            raise ConfigError(
+                f"{key}: start {self.start} must be before end {self.end}, both within 09:15-15:30"
+            )
+        _positive(f"{key}.multiplier", self.multiplier)
+        return lo, hi
+
+
+@dataclass(frozen=True)
+class SessionsConfig:
+    """``sessions``: opening and closing windows with their threshold multipliers."""
+
+    opening: SessionWindow = field(default_factory=lambda: SessionWindow("09:15", "09:30", 1.5))
+    closing: SessionWindow = field(default_factory=lambda: SessionWindow("15:15", "15:30", 1.25))
+
+    def __post_init__(self) -> None:
+        if self.opening.check("sessions.opening")[1] > self.closing.check("sessions.closing")[0]:
+            raise ConfigError("sessions.opening: must end before sessions.closing starts")
+
+
+@dataclass(frozen=True)
+class VixRegime:
+    """One INDIA VIX regime: VIX (index points, annualised %) below ``below`` (None: no bound)."""
+
+    name: str
+    below: float | None
+    multiplier: float
+
+
+def _default_regimes() -> tuple[VixRegime, ...]:
+    return (
+        VixRegime("LOW", 12.0, 0.9),
+        VixRegime("NORMAL", 18.0, 1.0),
+        VixRegime("HIGH", 25.0, 1.25),
+        VixRegime("PANIC", None, 1.5),
+    )
+
+
+@dataclass(frozen=True)
+class VixRegimesConfig:
+    """``vix_regimes``: INDIA VIX regimes, ascending, read from the VIX index ticks."""
+
+    symbol: str = "NSE:INDIA VIX"
+    regimes: tuple[VixRegime, ...] = field(default_factory=_default_regimes)
+
+    def __post_init__(self) -> None:
+        if not self.regimes:
+            raise ConfigError("vix_regimes.regimes: give at least one regime")
+        names = [r.name for r in self.regimes]
+        if len(set(names)) != len(names) or not all(names):
+            raise ConfigError("vix_regimes.regimes: names must be unique and non-empty")
+        prev = 0.0
+        for i, r in enumerate(self.regimes):
+            key = f"vix_regimes.regimes[{i}]"
+            _positive(f"{key}.multiplier", r.multiplier)
+            last = i == len(self.regimes) - 1
+            if last and r.below is not None:
+                raise ConfigError(f"{key}.below: the last regime must have below: null")
+            if not last and (r.below is None or not r.below > prev):
+                raise ConfigError(
+                    f"{key}.below: must be a VIX level above the previous regime's ({prev})"
+                )
+            prev = r.below if r.below is not None else prev
+
+
+@dataclass(frozen=True)
+class FnoConfig:
+    """``fno``: expected-volume adjustments for futures and options (:mod:`aion.volume.fno`)."""
+
+    expiry_days: tuple[int, ...] = (0, 1, 3)
+    expiry_multipliers: tuple[float, ...] = (1.5, 1.25, 1.1)
+    moneyness_scale_pct: float = 2.0
+    moneyness_floor: float = 0.1
+
+    def __post_init__(self) -> None:
+        if len(self.expiry_days) != len(self.expiry_multipliers):
+            raise ConfigError("fno.expiry_multipliers: one multiplier per fno.expiry_days entry")
+        if list(self.expiry_days) != sorted(set(self.expiry_days)) or any(
+            d < 0 for d in self.expiry_days
+        ):
+            raise ConfigError("fno.expiry_days: must be distinct, ascending trading days >= 0")
+        for i, m in enumerate(self.expiry_multipliers):
+            _positive(f"fno.expiry_multipliers[{i}]", m)
+        _positive("fno.moneyness_scale_pct", self.moneyness_scale_pct)
+        if not 0.0 < self.moneyness_floor <= 1.0:
+            raise ConfigError("fno.moneyness_floor: must be in (0, 1]")
 
 
 @dataclass(frozen=True)
 class IndicatorsConfig:
-    ema_periods: tuple[int, ...] = (20, 50)
+    """``indicators:``: periods (in bars) and sets of the indicator core, see
+    :mod:`aion.indicators.core` for the output names and formulas.
+
+    The top-level keys apply to every timeframe; ``timeframes`` maps a bar timeframe
+    (``1m``, ``5m``, ``15m``, ``30m``, ``60m``) to overrides of any of them, read with
+    :meth:`for_timeframe`.
+    """
+
+    ema_periods: tuple[int, ...] = (5, 10, 20, 50, 100, 200)
+    sma_periods: tuple[int, ...] = (20, 50)
     rsi_period: int = 14
     atr_period: int = 14
+    macd_fast: int = 12
+    macd_slow: int = 26
+    macd_signal: int = 9
+    bb_period: int = 20
+    bb_nbdev: float = 2.0
+    adx_period: int = 14
+    stoch_fastk: int = 14
+    stoch_slowk: int = 3
+    stoch_slowd: int = 3
+    willr_period: int = 14
+    cci_period: int = 20
+    roc_period: int = 10
+    cmf_period: int = 20
+    mfi_period: int = 14
+    vwap_band_multipliers: tuple[float, ...] = (1.0, 2.0)
+    keltner_period: int = 20
+    keltner_atr_period: int = 10
+    keltner_multiplier: float = 2.0
+    donchian_period: int = 20
+    timeframes: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.ema_periods:
-            raise ConfigError("indicators.ema_periods: give at least one period, e.g. [20, 50]")
-        for p in self.ema_periods:
-            if p < 2:
-                raise ConfigError(f"indicators.ema_periods: period {p} must be >= 2")
-        _at_least("indicators.rsi_period", self.rsi_period, 2)
-        _at_least("indicators.atr_period", self.atr_period, 1)
+        for key in ("ema_periods", "sma_periods"):
+            periods = getattr(self, key)
+            if key == "ema_periods" and not periods:
+                raise ConfigError(f"indicators.{key}: give at least one period, e.g. [20, 50]")
+            if len(set(periods)) != len(periods):
+                raise ConfigError(f"indicators.{key}: periods must be distinct, got {periods}")
+            for p in periods:
+                _at_least(f"indicators.{key}[{p}]", p, 2)
+        for name in ("rsi", "bb", "adx", "willr", "cci", "mfi", "keltner"):
+            _at_least(f"indicators.{name}_period", getattr(self, f"{name}_period"), 2)
+        for name in ("atr", "roc", "cmf", "keltner_atr", "donchian"):
+            _at_least(f"indicators.{name}_period", getattr(self, f"{name}_period"), 1)
+        for key in ("macd_fast", "macd_signal"):
+            _at_least(f"indicators.{key}", getattr(self, key), 2)
+        for key in ("stoch_fastk", "stoch_slowk", "stoch_slowd"):
+            _at_least(f"indicators.{key}", getattr(self, key), 1)
+        if self.macd_slow <= self.macd_fast:
+            raise ConfigError(
+                f"indicators.macd_slow: {self.macd_slow} must exceed macd_fast {self.macd_fast}"
+            )
+        _positive("indicators.bb_nbdev", self.bb_nbdev)
+        _positive("indicators.keltner_multiplier", self.keltner_multiplier)
+        labels = [f"{m:g}" for m in self.vwap_band_multipliers]
+        if len(set(labels)) != len(labels):
+            raise ConfigError("indicators.vwap_band_multipliers: multipliers must be distinct")
+        for m in self.vwap_band_multipliers:
+            _positive("indicators.vwap_band_multipliers[]", m)
+        for tf in self.timeframes:
+            self.for_timeframe(tf)  # validates every override
+
+    def for_timeframe(self, timeframe: str) -> IndicatorsConfig:
+        """The settings for bars of ``timeframe`` (``1m`` ... ``60m``): top level + overrides.
+
+        Raises:
+            ConfigError: an unknown timeframe or a bad override, naming
+                ``indicators.timeframes.<tf>``.
+        """
+        key = f"indicators.timeframes.{timeframe}"
+        if timeframe not in ("1m", "5m", "15m", "30m", "60m"):
+            raise ConfigError(f"{key}: unknown timeframe (known: 1m, 5m, 15m, 30m, 60m)")
+        override = self.timeframes.get(timeframe) or {}
+        if not isinstance(override, dict) or "timeframes" in override:
+            raise ConfigError(f"{key}: expected a mapping of indicator keys, e.g. rsi_period: 9")
+        base = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        base["timeframes"] = {}
+        try:
+            merged: IndicatorsConfig = _build(IndicatorsConfig, {**base, **override}, key)
+        except ConfigError as exc:
+            msg = str(exc)
+            raise ConfigError(msg if msg.startswith(key) else f"{key}: {msg}") from exc
+        return merged
 
 
 @dataclass(frozen=True)
@@ -144,11 +484,178 @@ class RiskConfig:
 
 @dataclass(frozen=True)
 class AlertsConfig:
-    min_confidence: float = 0.6
+    """Alert policy (:mod:`aion.alerts.manager` documents each rule)."""
+
+    min_confidence: float = 0.85
     market_hours_only: bool = True
+    max_alerts_per_minute: int = 10
+    conflict_policy: str = "keep_stronger"
 
     def __post_init__(self) -> None:
         _unit("alerts.min_confidence", self.min_confidence)
+        _at_least("alerts.max_alerts_per_minute", self.max_alerts_per_minute, 1)
+        _choice("alerts.conflict_policy", self.conflict_policy, ("keep_stronger", "drop_all"))
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Forward validation (:mod:`aion.validation`): windows in minutes, random baseline."""
+
+    windows_min: tuple[int, ...] = (1, 2, 5, 10, 30, 60)
+    baseline_draws: int = 10
+    baseline_jitter_min: int = 30
+    seed: int = 20221111
+
+    def __post_init__(self) -> None:
+        if not self.windows_min:
+            raise ConfigError("validation.windows_min: give at least one window, e.g. [1, 5, 30]")
+        for w in self.windows_min:
+            if w < 1:
+                raise ConfigError(f"validation.windows_min: window {w} must be >= 1 minute")
+        _at_least("validation.baseline_draws", self.baseline_draws, 1)
+        _at_least("validation.baseline_jitter_min", self.baseline_jitter_min, 0)
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """``archive:``: the Parquet archive (see :mod:`aion.archive`)."""
+
+    enabled: bool = True
+    path: str | None = None  # null: <data_dir>/archive
+    flush_interval_s: float = 2.0
+    queue_maxsize: int = 10_000
+    retention_days: int = 400
+
+    def __post_init__(self) -> None:
+        _positive("archive.flush_interval_s", self.flush_interval_s)
+        _positive("archive.queue_maxsize", self.queue_maxsize)
+        _positive("archive.retention_days", self.retention_days)
+
+
+@dataclass(frozen=True)
+class ReportsConfig:
+    """``reports:``: where ``aion audit`` writes its dated reports, and how many it keeps."""
+
+    path: str | None = None  # null: <data_dir>/reports
+    keep_last: int = 30
+
+    def __post_init__(self) -> None:
+        _positive("reports.keep_last", self.keep_last)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """``logging:``: structured logs (see :mod:`aion.ops.logging`)."""
+
+    level: str = "INFO"
+    format: str = "text"
+    file: bool = True
+    max_bytes: int = 10_000_000
+    backup_count: int = 5
+
+    def __post_init__(self) -> None:
+        _choice("logging.level", self.level, ("DEBUG", "INFO", "WARNING", "ERROR"))
+        _choice("logging.format", self.format, ("text", "json"))
+        _positive("logging.max_bytes", self.max_bytes)
+        _at_least("logging.backup_count", self.backup_count, 1)
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """``health:``: thresholds of ``aion health`` (see :mod:`aion.ops.health`)."""
+
+    memory_degraded_fraction: float = 0.9
+    tick_stale_s: float = 60.0
+    min_free_disk_mb: int = 1024
+    averages_max_age_days: int = 4
+
+    def __post_init__(self) -> None:
+        _unit("health.memory_degraded_fraction", self.memory_degraded_fraction)
+        _positive("health.tick_stale_s", self.tick_stale_s)
+        _positive("health.min_free_disk_mb", self.min_free_disk_mb)
+        _positive("health.averages_max_age_days", self.averages_max_age_days)
+
+
+@dataclass(frozen=True)
+class SpecialSessionConfig:
+    """A ``calendar.special_sessions`` entry: ``date`` YYYY-MM-DD, ``open``/``close`` HH:MM IST."""
+
+    date: str = ""
+    open: str = ""
+    close: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class CalendarConfig:
+    """``calendar:``: sessions the XNSE calendar lacks (e.g. a weekend Muhurat session)."""
+
+    special_sessions: tuple[SpecialSessionConfig, ...] = ()
+    scan_lead_minutes: int = 15
+
+    def __post_init__(self) -> None:
+        _at_least("calendar.scan_lead_minutes", self.scan_lead_minutes, 0)
+        self.market_calendar()  # validates every entry
+
+    def market_calendar(self) -> MarketCalendar:
+        """The XNSE calendar with the configured special sessions.
+
+        Raises:
+            ConfigError: a bad date/time, naming ``calendar.special_sessions[i].<key>``.
+        """
+        out = []
+        for i, s in enumerate(self.special_sessions):
+            key = f"calendar.special_sessions[{i}]"
+            try:
+                day = dt.datetime.strptime(s.date, "%Y-%m-%d").date()
+            except ValueError as exc:
+                raise ConfigError(f"{key}.date: {s.date!r} must be YYYY-MM-DD") from exc
+            times = []
+            for name, text in (("open", s.open), ("close", s.close)):
+                try:
+                    times.append(dt.datetime.strptime(text, "%H:%M").time())
+                except ValueError as exc:
+                    raise ConfigError(f"{key}.{name}: {text!r} must be HH:MM (IST)") from exc
+            if times[1] <= times[0]:
+                raise ConfigError(f"{key}.close: {s.close} must be after open {s.open}")
+            out.append(SpecialSession(day, times[0], times[1], s.name))
+        return MarketCalendar(out)
+
+
+@dataclass(frozen=True)
+class OptionsConfig:
+    """``options:``: Black-Scholes-Merton inputs for option Greeks (see :mod:`aion.options`).
+
+    ``rate`` and ``dividend_yield`` are continuously compounded fractions per year;
+    ``trading_days_per_year`` converts trading days to expiry into years; ``iv_min``/``iv_max``
+    bound the implied-volatility search (annualised fractions).
+    """
+
+    rate: float = 0.065
+    dividend_yield: float = 0.0
+    trading_days_per_year: float = 252.0
+    iv_min: float = 0.0001
+    iv_max: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not -0.05 <= self.rate <= 0.5:
+            raise ConfigError(
+                f"options.rate: {self.rate!r} must be a fraction per year in [-0.05, 0.5], "
+                "e.g. 0.065 for 6.5 %"
+            )
+        if not 0.0 <= self.dividend_yield <= 0.5:
+            raise ConfigError(
+                f"options.dividend_yield: {self.dividend_yield!r} must be a fraction per year "
+                "in [0, 0.5], e.g. 0.013 for 1.3 %"
+            )
+        if not 200 <= self.trading_days_per_year <= 366:
+            raise ConfigError(
+                "options.trading_days_per_year: must be in [200, 366] (252 is Hull's convention)"
+            )
+        if not 0.0 < self.iv_min < self.iv_max <= 20.0:
+            raise ConfigError(
+                "options.iv_min/iv_max: need 0 < iv_min < iv_max <= 20 (fractions, 0.2 = 20 %)"
+            )
 
 
 @dataclass(frozen=True)
@@ -161,9 +668,19 @@ class AionConfig:
     queues: QueuesConfig = field(default_factory=QueuesConfig)
     universe: UniverseConfig = field(default_factory=UniverseConfig)
     volume: VolumeConfig = field(default_factory=VolumeConfig)
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    vix_regimes: VixRegimesConfig = field(default_factory=VixRegimesConfig)
+    fno: FnoConfig = field(default_factory=FnoConfig)
     indicators: IndicatorsConfig = field(default_factory=IndicatorsConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    calendar: CalendarConfig = field(default_factory=CalendarConfig)
+    options: OptionsConfig = field(default_factory=OptionsConfig)
 
     def data_dir(self) -> Path:
         """Folder for aion's own redis-server data, caches and the archive."""

@@ -19,6 +19,11 @@ bar, which is emitted again with ``revision`` 1 (the store overwrites the bar
 by minute; detectors do not run on revisions). Volume is never dropped: per
 instrument, the sum of the final bar volumes equals the sum of incremental
 volumes fed in.
+
+Feed gaps: a tick flagged ``gap`` (the first tick of an instrument after its
+connection came back, which carries the volume traded during the gap in one
+increment) sets the ``gap`` flag of the bar its volume lands in (the forming
+bar, or for a late tick the bar that receives its carried volume).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ BAR_DTYPE = np.dtype(
         ("ticks", np.int32),
         ("segment", np.int8),  # 0 pre-open, 1 regular, 2 post-close
         ("revision", np.int8),  # 0 first emission; 1 re-emitted with late volume at close_all
+        ("gap", np.bool_),  # holds the first tick after a feed gap (and the gap's volume)
     ]
 )
 
@@ -56,6 +62,7 @@ def _emit(
     b_close: np.ndarray,
     b_oi: np.ndarray,
     b_ticks: np.ndarray,
+    b_gap: np.ndarray,
     revision: int,
     n_out: int,
     out_slot: np.ndarray,
@@ -65,6 +72,7 @@ def _emit(
     out_oi: np.ndarray,
     out_ticks: np.ndarray,
     out_rev: np.ndarray,
+    out_gap: np.ndarray,
 ) -> int:
     out_slot[n_out] = s
     out_start[n_out] = start
@@ -76,6 +84,7 @@ def _emit(
     out_oi[n_out] = b_oi[s]
     out_ticks[n_out] = b_ticks[s]
     out_rev[n_out] = revision
+    out_gap[n_out] = b_gap[s]
     return n_out + 1
 
 
@@ -86,6 +95,7 @@ def _bars_kernel(
     price: np.ndarray,
     volume: np.ndarray,
     oi: np.ndarray,
+    gap: np.ndarray,
     clock: np.ndarray,
     cur_start: np.ndarray,
     last_closed: np.ndarray,
@@ -96,7 +106,9 @@ def _bars_kernel(
     b_vol: np.ndarray,
     b_oi: np.ndarray,
     b_ticks: np.ndarray,
+    b_gap: np.ndarray,
     carry: np.ndarray,
+    carry_gap: np.ndarray,
     final: bool,
     out_slot: np.ndarray,
     out_start: np.ndarray,
@@ -105,6 +117,7 @@ def _bars_kernel(
     out_oi: np.ndarray,
     out_ticks: np.ndarray,
     out_rev: np.ndarray,
+    out_gap: np.ndarray,
 ) -> tuple[int, int]:
     """Ticks in arrival order; ``clock[0]`` is the exchange clock (epoch s), updated in place.
 
@@ -123,8 +136,9 @@ def _bars_kernel(
                 for s in range(n_slots):
                     if cur_start[s] != 0 and cur_start[s] < minute:
                         n_out = _emit(s, cur_start[s], b_vol[s], b_open, b_high, b_low,
-                                      b_close, b_oi, b_ticks, 0, n_out, out_slot, out_start,
-                                      out_ohlc, out_vol, out_oi, out_ticks, out_rev)  # fmt: skip
+                                      b_close, b_oi, b_ticks, b_gap, 0, n_out, out_slot,
+                                      out_start, out_ohlc, out_vol, out_oi, out_ticks,
+                                      out_rev, out_gap)  # fmt: skip
                         last_closed[s] = cur_start[s]
                         cur_start[s] = 0
         s = slots[i]
@@ -133,13 +147,14 @@ def _bars_kernel(
         v = volume[i]
         if cur_start[s] != 0 and m > cur_start[s]:
             n_out = _emit(s, cur_start[s], b_vol[s], b_open, b_high, b_low, b_close, b_oi,
-                          b_ticks, 0, n_out, out_slot, out_start, out_ohlc, out_vol, out_oi,
-                          out_ticks, out_rev)  # fmt: skip
+                          b_ticks, b_gap, 0, n_out, out_slot, out_start, out_ohlc, out_vol,
+                          out_oi, out_ticks, out_rev, out_gap)  # fmt: skip
             last_closed[s] = cur_start[s]
             cur_start[s] = 0
         if cur_start[s] == 0:
             if m <= last_closed[s]:
                 carry[s] += v
+                carry_gap[s] = carry_gap[s] or gap[i]
                 n_late += 1
                 continue
             cur_start[s] = m
@@ -148,7 +163,9 @@ def _bars_kernel(
             b_low[s] = p
             b_close[s] = p
             b_vol[s] = v + carry[s]
+            b_gap[s] = gap[i] or carry_gap[s]
             carry[s] = 0
+            carry_gap[s] = False
             b_oi[s] = oi[i]
             b_ticks[s] = 1
         elif m == cur_start[s]:
@@ -161,23 +178,29 @@ def _bars_kernel(
             if oi[i] != 0:
                 b_oi[s] = oi[i]
             b_ticks[s] += 1
+            if gap[i]:
+                b_gap[s] = True
         else:
             b_vol[s] += v
+            if gap[i]:
+                b_gap[s] = True
             n_late += 1
     if final:
         for s in range(n_slots):
             if cur_start[s] != 0:
                 n_out = _emit(s, cur_start[s], b_vol[s], b_open, b_high, b_low, b_close, b_oi,
-                              b_ticks, 0, n_out, out_slot, out_start, out_ohlc, out_vol, out_oi,
-                              out_ticks, out_rev)  # fmt: skip
+                              b_ticks, b_gap, 0, n_out, out_slot, out_start, out_ohlc, out_vol,
+                              out_oi, out_ticks, out_rev, out_gap)  # fmt: skip
                 last_closed[s] = cur_start[s]
                 cur_start[s] = 0
             if carry[s] != 0 and last_closed[s] != 0:
                 b_vol[s] += carry[s]
+                b_gap[s] = b_gap[s] or carry_gap[s]
                 carry[s] = 0
+                carry_gap[s] = False
                 n_out = _emit(s, last_closed[s], b_vol[s], b_open, b_high, b_low, b_close,
-                              b_oi, b_ticks, 1, n_out, out_slot, out_start, out_ohlc, out_vol,
-                              out_oi, out_ticks, out_rev)  # fmt: skip
+                              b_oi, b_ticks, b_gap, 1, n_out, out_slot, out_start, out_ohlc,
+                              out_vol, out_oi, out_ticks, out_rev, out_gap)  # fmt: skip
     return n_out, n_late
 
 
@@ -206,14 +229,16 @@ class BarBuilder:
         self.b_vol = np.zeros(n, np.int64)
         self.b_oi = np.zeros(n, np.int64)
         self.b_ticks = np.zeros(n, np.int32)
+        self.b_gap = np.zeros(n, np.bool_)
         self.carry = np.zeros(n, np.int64)
+        self.carry_gap = np.zeros(n, np.bool_)
 
     def ensure_capacity(self, n: int) -> None:
         """Grow state arrays to at least ``n`` slots, keeping forming bars."""
         cap = self.cur_start.shape[0]
         if n <= cap:
             return
-        names = (*self._STATE, "b_ticks", "carry")
+        names = (*self._STATE, "b_ticks", "b_gap", "carry", "carry_gap")
         old = {k: getattr(self, k) for k in names}
         self._alloc(max(n, 2 * cap))
         for k, arr in old.items():
@@ -228,11 +253,12 @@ class BarBuilder:
             np.empty(n, np.int64),
             np.empty(n, np.int32),
             np.empty(n, np.int8),
+            np.empty(n, np.bool_),
         )
 
     @staticmethod
     def _pack(out: tuple[np.ndarray, ...], n: int) -> np.ndarray:
-        o_slot, o_start, o_ohlc, o_vol, o_oi, o_ticks, o_rev = out
+        o_slot, o_start, o_ohlc, o_vol, o_oi, o_ticks, o_rev, o_gap = out
         bars = np.empty(n, BAR_DTYPE)
         bars["slot"] = o_slot[:n]
         bars["start"] = o_start[:n]
@@ -245,6 +271,7 @@ class BarBuilder:
         bars["ticks"] = o_ticks[:n]
         bars["segment"] = segment_of(bars["start"])
         bars["revision"] = o_rev[:n]
+        bars["gap"] = o_gap[:n]
         return bars
 
     def _run(
@@ -254,6 +281,7 @@ class BarBuilder:
         last_price: np.ndarray,
         incremental_volume: np.ndarray,
         oi: np.ndarray,
+        gap: np.ndarray | None,
         final: bool,
     ) -> np.ndarray:
         n = int(slots.shape[0])
@@ -261,6 +289,7 @@ class BarBuilder:
             self.ensure_capacity(int(slots.max()) + 1)
         cap = int(self.cur_start.shape[0])
         out = self._out(n + 2 * cap)
+        gap_flags = np.zeros(n, np.bool_) if gap is None else np.ascontiguousarray(gap, np.bool_)
         clock = np.array([self.clock], np.int64)
         n_out, n_late = _bars_kernel(
             np.ascontiguousarray(slots, np.int64),
@@ -268,10 +297,13 @@ class BarBuilder:
             np.ascontiguousarray(last_price, np.float64),
             np.ascontiguousarray(incremental_volume, np.int64),
             np.ascontiguousarray(oi, np.int64),
+            gap_flags,
             clock,
             *(getattr(self, k) for k in self._STATE),
             self.b_ticks,
+            self.b_gap,
             self.carry,
+            self.carry_gap,
             final,
             *out,
         )
@@ -289,6 +321,7 @@ class BarBuilder:
         last_price: np.ndarray,
         incremental_volume: np.ndarray,
         oi: np.ndarray,
+        gap: np.ndarray | None = None,
     ) -> np.ndarray:
         """Feed ticks (in arrival order) and return the bars they closed.
 
@@ -298,11 +331,13 @@ class BarBuilder:
             last_price: float64 (n,) rupees.
             incremental_volume: int64 (n,) from :class:`VolumeStateManager`.
             oi: int64 (n,) open interest (0 when the packet has none).
+            gap: bool (n,), True for the first tick of an instrument after a feed gap; None
+                means no such tick (see the module doc).
 
         Returns:
             ``BAR_DTYPE`` array of closed bars, sorted by (start, slot).
         """
-        return self._run(slots, exchange_ts, last_price, incremental_volume, oi, False)
+        return self._run(slots, exchange_ts, last_price, incremental_volume, oi, gap, False)
 
     def close_all(self) -> np.ndarray:
         """Close every forming bar and flush late volume (end of session, shutdown).
@@ -311,4 +346,4 @@ class BarBuilder:
         volume have ``revision`` 1.
         """
         e64 = np.empty(0, np.int64)
-        return self._run(e64, e64, np.empty(0, np.float64), e64, e64, True)
+        return self._run(e64, e64, np.empty(0, np.float64), e64, e64, None, True)

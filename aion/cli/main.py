@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -14,12 +15,17 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from aion.app import ScanError, Scanner, ScanOptions, install_signal_handlers
+from aion.app import ScanError, Scanner, ScanOptions, install_signal_handlers, resolve_credentials
 from aion.cli.kite_cmd import kite_app
+from aion.cli.premarket_cmd import premarket_app
+from aion.cli.record_cmd import record
 from aion.cli.replay_cmd import replay_app
 from aion.cli.session_cmd import session_app
+from aion.cli.validate_cmd import validate
+from aion.cli.volume_cmd import rvol
 from aion.config import AionConfig, ConfigError, load_config
 from aion.market.time import parse_date
+from aion.ops.logging import log_event
 from aion.store.server import RedisUnavailable
 
 app = typer.Typer(
@@ -30,9 +36,14 @@ app = typer.Typer(
 app.add_typer(kite_app, name="kite")
 app.add_typer(session_app, name="session")
 app.add_typer(replay_app, name="replay")
+app.add_typer(premarket_app, name="premarket")
+app.command("rvol")(rvol)
+app.command("validate")(validate)
+app.command("record")(record)
 
 console = Console()
 err = Console(stderr=True)
+_log = logging.getLogger("aion.cli")
 
 ConfigDir = Annotated[
     Path | None,
@@ -45,12 +56,34 @@ def _fail(line: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+_LOG_FLAGS: dict[str, Any] = {"json_format": None, "level": None}
+
+
+@app.callback()
+def _global_options(
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="log one JSON object per line (default: text)")
+    ] = False,
+    log_level: Annotated[
+        str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR (default: config)")
+    ] = None,
+) -> None:
+    """aion: intraday NSE scanner on Kite Connect ticks."""
+    _LOG_FLAGS.update(json_format=True if log_json else None, level=log_level)
+
+
 def _config(config_dir: Path | None) -> AionConfig:
+    from aion.ops.logging import configure_logging
+
     try:
-        return load_config(config_dir)
+        cfg = load_config(config_dir)
     except ConfigError as exc:
         _fail(str(exc))
         raise AssertionError from exc  # unreachable
+    if _LOG_FLAGS["level"] not in (None, "DEBUG", "INFO", "WARNING", "ERROR"):
+        _fail(f"--log-level: {_LOG_FLAGS['level']!r} is not one of DEBUG, INFO, WARNING, ERROR")
+    configure_logging(cfg, **_LOG_FLAGS)
+    return cfg
 
 
 def _speed(text: str) -> float | None:
@@ -89,6 +122,9 @@ def scan(
     ] = None,
     live: Annotated[bool, typer.Option(help="show the live view")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    force: Annotated[
+        bool, typer.Option(help="scan live Kite even on an NSE holiday or outside the session")
+    ] = False,
     config_dir: ConfigDir = None,
 ) -> None:
     """Scan live Kite ticks, a Kite-protocol server, or a replayed session into Redis."""
@@ -104,6 +140,26 @@ def scan(
         instruments=list(instruments or []),
         restore=restore,
     )
+    if replay is None and ws_url is None and not force:
+        # a misconfiguration (no credentials) is reported even when the market is closed
+        try:
+            resolve_credentials(opts, cfg.kite.secrets_file)
+        except ScanError as exc:
+            _fail(str(exc))
+            return
+        from aion.ops.schedule import live_scan_gate, wall_now_s
+
+        try:
+            closed = live_scan_gate(
+                cfg.calendar.market_calendar(), wall_now_s(), cfg.calendar.scan_lead_minutes
+            )
+        except ValueError as exc:
+            _fail(str(exc))
+            return
+        if closed:
+            log_event(_log, "scan not started: market closed", reason=closed)
+            console.print(closed, highlight=False, soft_wrap=True)
+            raise typer.Exit(0)
     try:
         scanner = Scanner(cfg, opts, config_dir)
         scanner.start()
@@ -124,6 +180,10 @@ def scan(
                 time.sleep(0.1)
     finally:
         summary = scanner.stop()
+        log_event(_log, "scan finished", **summary.values)
+    fatal = [f.stats.fatal_error for f in scanner.feeds if f.stats.fatal_error]
+    if fatal:  # e.g. HTTP 403: one line naming the cause, exit code 2 (the summary is in Redis)
+        _fail(fatal[0], 2)
     if json_out:
         print(json.dumps(summary.values))
     else:
@@ -138,16 +198,13 @@ def scan(
                     f"target {f['target']} qty {f['quantity']}",
                     highlight=False,
                 )
-    fatal = [f.stats.fatal_error for f in scanner.feeds if f.stats.fatal_error]
-    if fatal:
-        _fail(fatal[0], 1)
 
 
 def _redis_for_reading(cfg: AionConfig) -> tuple[Any, Any]:
     from aion.store.server import PrivateRedis, connect
 
     if cfg.redis.url:
-        return connect(cfg.redis.url), None
+        return connect(cfg.redis.url, cfg.redis.tls), None
     pr = PrivateRedis(cfg.data_dir())
     return connect(pr.start()), pr
 
@@ -213,59 +270,76 @@ def health(
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     config_dir: ConfigDir = None,
 ) -> None:
-    """Redis reachability, memory, key counts per namespace and the age of the last tick.
+    """Redis (reachable, version, memory, eviction, persistence), keys, streams, feeds, archive.
 
-    Exit code 0 healthy, 1 degraded, 2 down.
+    Exit code 0 healthy, 1 degraded, 2 down or misconfigured.
     """
-    from aion.store.queries import health as health_report
+    from aion.ops.health import EXIT_CODES, health_table, run_health
 
     cfg = _config(config_dir)
-    try:
-        client, pr = _redis_for_reading(cfg)
-    except Exception as exc:  # the report is the point: show why Redis is down
-        report = {"status": "down", "redis": {"reachable": False, "error": str(exc)}}
-        client, pr = None, None
-    else:
-        try:
-            report = health_report(client)
-        finally:
-            client.close()
-            if pr is not None:
-                pr.stop()
+    report = run_health(cfg)
     if json_out:
         print(json.dumps(report, default=str))
     else:
-        t = Table(title=f"aion health: {report['status']}", show_header=False)
-        t.add_column("check", style="bold")
-        t.add_column("value")
-        for section, val in report.items():
-            if isinstance(val, dict):
-                for k, v in val.items():
-                    t.add_row(f"{section}.{k}", str(v))
-            else:
-                t.add_row(section, str(val))
-        console.print(t)
-    raise typer.Exit({"ok": 0, "degraded": 1}.get(str(report["status"]), 2))
+        console.print(health_table(report))
+    raise typer.Exit(EXIT_CODES[str(report["status"])])
+
+
+@app.command()
+def audit(
+    date: Annotated[
+        str | None, typer.Option(help="IST trading date YYYY-MM-DD (default: newest archived)")
+    ] = None,
+    health_check: Annotated[
+        bool, typer.Option("--health/--no-health", help="include an aion health snapshot")
+    ] = True,
+    config_dir: ConfigDir = None,
+) -> None:
+    """Nightly data-quality audit of an archived day: Markdown + HTML reports; exit 1 on failure."""
+    from aion.ops.audit import run_audit
+
+    cfg = _config(config_dir)
+    try:
+        day = parse_date(date) if date else None
+        result, md, page = run_audit(cfg, day, with_health=health_check)
+    except (ValueError, LookupError) as exc:
+        _fail(str(exc))
+        return
+    t = Table(title=f"aion audit {result.date}: {'FAILED' if result.failed else 'passed'}")
+    for col in ("check", "status", "summary"):
+        t.add_column(col)
+    colour = {"pass": "green", "warn": "yellow", "fail": "red"}
+    for c in result.checks:
+        t.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", c.summary)
+    console.print(t)
+    console.print(f"reports: {md} {page}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1 if result.failed else 0)
 
 
 @app.command()
 def patterns(config_dir: ConfigDir = None) -> None:
     """List the registered detectors, their parameters and whether patterns.yaml enables them."""
     from aion.config import load_patterns
-    from aion.patterns.registry import known_detectors
+    from aion.patterns.registry import FAMILIES, PatternEngine, known_detectors
 
     try:
-        enabled = {p.name: p for p in load_patterns(config_dir)}
+        configs = load_patterns(config_dir)
+        PatternEngine(configs)  # the same checks as start-up: names, parameters, types
     except ConfigError as exc:
         _fail(str(exc))
         return
-    t = Table(title="detectors")
-    for c in ("name", "enabled", "description", "parameters (default)"):
+    enabled = {p.name: p for p in configs}
+    t = Table(title="detectors (config/patterns.yaml; rules and formulas: README ## Patterns)")
+    for c in ("family", "name", "on", "min conf", "cooldown s", "description", "parameters"):
         t.add_column(c)
-    for name, det in sorted(known_detectors().items()):
-        p = enabled.get(name)
-        params = ", ".join(
+    dets = known_detectors().values()
+    for det in sorted(dets, key=lambda d: (FAMILIES.index(d.family), d.name)):
+        p = enabled.get(det.name)
+        params = "\n".join(
             f"{k}={(p.params.get(k, d) if p else d)!r}" for k, (d, _h) in det.params.items()
         )
-        t.add_row(name, "yes" if p and p.enabled else "no", det.description, params)
+        conf = "-" if p is None or p.min_confidence is None else f"{p.min_confidence:.2f}"
+        cooldown = str(p.cooldown_s) if p else "-"
+        on = "yes" if p and p.enabled else "no"
+        t.add_row(det.family, det.name, on, conf, cooldown, det.description, params)
     console.print(t)

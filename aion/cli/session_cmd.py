@@ -34,6 +34,24 @@ def build(
     instruments: list[Path] = typer.Option(
         [], "--instruments", help="extra Kite instruments CSV merged over the bundled master"
     ),
+    option_chain: int = typer.Option(
+        0,
+        "--option-chain",
+        min=0,
+        help="add a DERIVED NIFTY/BANKNIFTY near-month option chain: N strikes each side of the "
+        "opening ATM, Black-Scholes priced from the index bars with INDIA VIX as volatility "
+        "(synthesised volume/OI; labelled 'derived' in the header)",
+    ),
+    replicate: int = typer.Option(
+        0,
+        "--replicate",
+        min=0,
+        help="scale to N instruments (<= 9000): copies of the real equities under new tokens "
+        "with deterministic price/volume factors (aion.replay.replicate)",
+    ),
+    window: str | None = typer.Option(
+        None, "--window", help="with --replicate: keep only HH:MM-HH:MM IST, e.g. 09:15-10:15"
+    ),
     more_bars: list[Path] = typer.Argument(
         None, help="more bar files/directories", metavar="[PATH]..."
     ),
@@ -45,11 +63,29 @@ def build(
     paths = [*bars, *(more_bars or [])]
     try:
         res = build_session(
-            paths, date, out, nifty_1s=nifty_1s, instruments=list(instruments or [])
+            paths,
+            date,
+            out,
+            nifty_1s=nifty_1s,
+            instruments=list(instruments or []),
+            option_chain=option_chain,
         )
     except (ValueError, KeyError, OSError) as exc:
         console.print(f"[red]session build failed:[/red] {exc}")
         raise typer.Exit(1) from None
+    if replicate:
+        from aion.replay.replicate import replicate_file
+
+        try:
+            rep = replicate_file(out, replicate, window)
+        except (ValueError, OSError) as exc:
+            console.print(f"[red]session build failed:[/red] {exc}")
+            raise typer.Exit(1) from None
+        console.print(
+            f"replicated to {rep.instruments:,} instruments ({rep.copies:,} copies): "
+            f"{rep.frames:,} frames, {rep.ticks:,} ticks, {rep.bytes:,} bytes -> {rep.path}"
+        )
+        return
 
     table = Table(title=f"session {res.date.isoformat()} -> {res.path}", show_header=False)
     table.add_column("what", style="bold")

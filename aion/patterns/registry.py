@@ -33,6 +33,7 @@ class InstrumentView:
         expected_bar_volume: expected volume of one regular minute (shares), NaN when
             no daily history exists for the instrument.
         lot_size: contract lot size (1 for equities).
+        tick_size: minimum price step, rupees (instrument master; 0.05 on NSE/NFO).
         instrument_type: ``EQ``, ``FUT``, ``CE``, ``PE`` or ``INDEX`` (instrument master).
         underlying: for derivatives, the underlying's symbol (``NSE:NIFTY 50``); else "".
         minute_of_session: 0 for the 09:15 IST bar, 374 for 15:29; -1 outside the session.
@@ -71,6 +72,7 @@ class InstrumentView:
     indicators: dict[str, float]
     expected_bar_volume: float
     lot_size: int = 1
+    tick_size: float = 0.05
     instrument_type: str = "EQ"
     underlying: str = ""
     minute_of_session: int = -1
@@ -103,38 +105,67 @@ class Signal:
 DetectorFn = Callable[..., Signal | None]
 
 
+ParamCheck = Callable[[dict[str, Any]], str | None]
+"""Validates a detector's resolved parameters; returns a one-line problem or None."""
+
+FAMILIES = ("core", "ict", "options", "volume_profile")
+
+
 @dataclass(frozen=True)
 class Detector:
     """A registered detector: its function, one-line description and parameters.
 
-    ``params`` maps parameter name -> (default, one-line description).
+    ``params`` maps parameter name -> (default, one-line description); a configured
+    value must have the default's type (an int is accepted for a float). ``family``
+    is one of :data:`FAMILIES`; ``check`` validates the resolved parameters at start-up.
     """
 
     name: str
     fn: DetectorFn
     description: str
     params: dict[str, tuple[Any, str]]
+    family: str = "core"
+    check: ParamCheck | None = None
 
 
 REGISTRY: dict[str, Detector] = {}
 
 
 def register(
-    name: str, description: str, params: dict[str, tuple[Any, str]]
+    name: str,
+    description: str,
+    params: dict[str, tuple[Any, str]],
+    family: str = "core",
+    check: ParamCheck | None = None,
 ) -> Callable[[DetectorFn], DetectorFn]:
     """Decorator registering a detector under ``name``.
 
     Raises:
-        ValueError: ``name`` is already registered.
+        ValueError: ``name`` is already registered or ``family`` is unknown.
     """
+    if family not in FAMILIES:
+        raise ValueError(f"detector {name!r}: family {family!r} not in {FAMILIES}")
 
     def deco(fn: DetectorFn) -> DetectorFn:
         if name in REGISTRY:
             raise ValueError(f"detector {name!r} registered twice")
-        REGISTRY[name] = Detector(name, fn, description, params)
+        REGISTRY[name] = Detector(name, fn, description, params, family, check)
         return fn
 
     return deco
+
+
+def _param_type_ok(default: Any, value: Any) -> bool:
+    """``value`` may replace ``default``: same type, int for float, list for tuple."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    if isinstance(default, tuple):
+        if not isinstance(value, list | tuple):
+            return False
+        return not default or all(_param_type_ok(default[0], v) for v in value)
+    return isinstance(value, type(default))
 
 
 def known_detectors() -> dict[str, Detector]:
@@ -180,7 +211,19 @@ class PatternEngine:
                         f"patterns.yaml: {cfg.name}.params.{p} is unknown "
                         f"(known: {', '.join(sorted(det.params))})"
                     )
-            params = {k: v[0] for k, v in det.params.items()} | dict(cfg.params)
+            for p, v in cfg.params.items():
+                default = det.params[p][0]
+                if not _param_type_ok(default, v):
+                    raise ConfigError(
+                        f"patterns.yaml: {cfg.name}.params.{p}: {v!r} has the wrong type "
+                        f"(default {default!r})"
+                    )
+            params = {k: v[0] for k, v in det.params.items()} | {
+                k: tuple(v) if isinstance(v, list) else v for k, v in cfg.params.items()
+            }
+            problem = det.check(params) if det.check is not None else None
+            if problem:
+                raise ConfigError(f"patterns.yaml: {cfg.name}.params: {problem}")
             if cfg.enabled:
                 self.active.append(ActivePattern(det, params, cfg.min_confidence, cfg.cooldown_s))
 

@@ -22,17 +22,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aion.alerts.manager import Alert, AlertManager
+from aion.alerts.manager import Alert, AlertManager, Candidate
 from aion.bars.builder import BarBuilder
 from aion.config import AionConfig
-from aion.indicators.core import IndicatorConfig, IndicatorCore
+from aion.feed.gaps import GapTracker
+from aion.indicators.core import IndicatorCore
 from aion.instruments.master import Instrument
 from aion.kite.protocol import FRAME_HEARTBEAT, FRAME_STATUS_REASONS, MODE_LTP, decode_frames
 from aion.market.time import SEGMENT_NAMES, SEGMENT_REGULAR, session_dates, to_ist
+from aion.options.chain import ChainTracker
+from aion.options.symbols import underlying_symbol
 from aion.patterns.registry import InstrumentView, PatternEngine
+from aion.pipeline.book import BookTracker
 from aion.risk.manager import RiskManager
 from aion.store import keys
 from aion.store.writer import AlertRecord, StoreBatch, encode_bar
+from aion.volume.analytics import VolumeAnalytics
 from aion.volume.state import VolumeStateManager
 
 HISTORY_BARS = 64
@@ -109,6 +114,7 @@ class ComputeEngine:
         restored_volume: ``symbol -> persisted volume state`` to seed after a restart
             (used only when its ``session_date`` equals the tick's session).
         node: process name for cross-instrument keys.
+        replaying: a replayed session (the alert manager's market-hours guard is off).
     """
 
     def __init__(
@@ -119,6 +125,7 @@ class ComputeEngine:
         avg_volume: dict[str, float],
         restored_volume: dict[str, dict[str, int]] | None = None,
         node: str = "main",
+        replaying: bool = False,
     ) -> None:
         self.config = config
         self.node = node
@@ -131,18 +138,31 @@ class ComputeEngine:
         n = max(1, len(self.slot_inst))
         self.volume = VolumeStateManager(n)
         self.bars = BarBuilder(n)
-        ic = config.indicators
-        self.indicators = IndicatorCore(
-            n, IndicatorConfig(tuple(ic.ema_periods), ic.rsi_period, ic.atr_period)
-        )
+        self.indicators = IndicatorCore(n, config.indicators.for_timeframe("1m"))
         self.history = _History(n)
+        self.book = BookTracker(n)
+        self._instrument_type = [
+            "INDEX" if i.is_index else (i.instrument_type or "EQ") for i in self.slot_inst
+        ]
+        self._underlying = [
+            underlying_symbol(i.name) if t in ("FUT", "CE", "PE") else ""
+            for i, t in zip(self.slot_inst, self._instrument_type, strict=True)
+        ]
         self.risk = RiskManager(config.risk)
+        ac = config.alerts
         self.alert_manager = AlertManager(
-            config.alerts.min_confidence, config.alerts.market_hours_only
+            ac.min_confidence,
+            ac.market_hours_only,
+            ac.max_alerts_per_minute,
+            ac.conflict_policy,
+            config.calendar.market_calendar(),
+            replaying=replaying,
         )
-        minutes = config.volume.regular_session_minutes
-        self.expected_bar_volume = np.array(
-            [avg_volume.get(i.symbol, math.nan) / minutes for i in self.slot_inst], np.float64
+        # time-of-day baseline, RVOL, VIX regime, F&O adjustment, volume profile, roll-ups
+        self.analytics = VolumeAnalytics(self.slot_inst, config, avg_volume)
+        # option IV/Greeks (published with the option's tick) and per-underlying chains
+        self.options = ChainTracker(
+            self.slot_inst, config.calendar.market_calendar(), config.options
         )
         self._restored = restored_volume or {}
         self._seen = np.zeros(n, np.bool_)
@@ -150,10 +170,12 @@ class ComputeEngine:
         self.recent_alerts: list[Alert] = []
         self.alerts: list[Alert] = []
         self._last_wall_frame_ns = 0
+        self.gap_tracker = GapTracker(self._tokens)  # feed gaps: flag first ticks after them
 
     # -- decoding ----------------------------------------------------------------------------
 
     def _decode(self, frames: list[tuple[int, str, bytes]]) -> np.ndarray:
+        frames = self.gap_tracker.frames(frames)
         c = self.counters
         c.frames += len(frames)
         if frames:
@@ -185,6 +207,8 @@ class ComputeEngine:
         c = self.counters
         if ticks.shape[0]:
             self._process_ticks(ticks, batch)
+        for key, records in self.gap_tracker.store_writes(self.clock).items():
+            batch.state.setdefault(key, {}).update(records)
         if self._last_wall_frame_ns:
             batch.state[keys.feed(self.node)] = {
                 "last_frame_wall": f"{self._last_wall_frame_ns / 1e9:.3f}",
@@ -223,7 +247,13 @@ class ComputeEngine:
             incr[has_volume] = self.volume.apply(
                 slots[has_volume], dates[has_volume], ticks["volume_traded"][has_volume]
             )
-        closed = self.bars.update(slots, ts, price, incr, ticks["oi"])
+        gap = self.gap_tracker.flag(slots)
+        self.analytics.on_ticks(slots, ts, dates, price, incr)
+        if self.options.has_options:
+            updated = self.options.on_ticks(slots, ts, price, ticks["volume_traded"], ticks["oi"])
+            batch.state.update(self.options.store_writes(updated))
+        self.book.on_ticks(ticks, slots, ts)
+        closed = self.bars.update(slots, ts, price, incr, ticks["oi"], gap)
         self._latest_state(ticks, slots, ts, has_volume, batch)
         if closed.shape[0]:
             self._on_bars(closed, batch)
@@ -239,13 +269,27 @@ class ComputeEngine:
             self._seen[s] = True
             st = self._restored.get(self.slot_inst[s].symbol)
             if st and int(st["session_date"]) == int(dates[i]):
+                # resume from the cumulative already inside persisted bars (see _volume_snapshot)
                 self.volume.restore(
                     s,
                     int(st["session_date"]),
                     int(st["first_cumulative"]),
-                    int(st["last_cumulative"]),
+                    int(st.get("bar_cumulative", st["last_cumulative"])),
                     int(st.get("bad_ticks", 0)),
                 )
+
+    def _volume_snapshot(self, s: int) -> dict[str, int]:
+        """Volume state of slot ``s`` plus ``bar_cumulative``: the cumulative volume whose
+        increments are all inside bars already handed to the store (the last cumulative minus
+        the forming bar's volume and late volume still waiting for a bar). The store writes it
+        with the instrument's bars in one MULTI block, so a restart resumes from it: the volume
+        of a forming bar lost in a crash is counted again in the first bar after the restart,
+        never twice and never lost (sum of bar volumes == last - first cumulative)."""
+        snap = self.volume.snapshot(s)
+        b = self.bars
+        unbarred = (int(b.b_vol[s]) if b.cur_start[s] != 0 else 0) + int(b.carry[s])
+        snap["bar_cumulative"] = snap["last_cumulative"] - unbarred
+        return snap
 
     def _latest_state(
         self,
@@ -272,13 +316,14 @@ class ComputeEngine:
                 state["last_traded_quantity"] = str(int(t["last_traded_quantity"]))
                 state["average_traded_price"] = f"{float(t['average_traded_price']):.2f}"
                 state["oi"] = str(int(t["oi"]))
-                batch.state[keys.volume_state(sym)] = self.volume.snapshot(s)
+                batch.state[keys.volume_state(sym)] = self._volume_snapshot(s)
             batch.state[keys.tick(sym)] = state
 
     def _on_bars(self, closed: np.ndarray, batch: StoreBatch) -> None:
         c = self.counters
         c.bars += int(closed.shape[0])
         dates = session_dates(closed["start"])
+        self.analytics.on_closed_bars(closed, self.volume.first_cumulative)
         per_key: dict[str, dict[str, str]] = {}
         for b, d in zip(closed, dates.tolist(), strict=True):
             sym = self.slot_inst[int(b["slot"])].symbol
@@ -295,9 +340,13 @@ class ComputeEngine:
                     "oi": int(b["oi"]),
                     "ticks": int(b["ticks"]),
                     "segment": SEGMENT_NAMES[int(b["segment"])],
+                    **({"gap": True} if b["gap"] else {}),
                 }
             )
         batch.bars.extend(per_key.items())
+        for s in np.unique(closed["slot"]).tolist():  # bars written -> their volume state too
+            if self.volume.seen[s]:
+                batch.state[keys.volume_state(self.slot_inst[s].symbol)] = self._volume_snapshot(s)
         # revisions re-send a bar with late volume for the store; indicators saw it already
         reg_mask = (closed["segment"] == SEGMENT_REGULAR) & (closed["revision"] == 0)
         reg = closed[reg_mask]
@@ -305,6 +354,7 @@ class ComputeEngine:
             return
         c.regular_bars += int(reg.shape[0])
         reg_dates = dates[reg_mask]
+        self.analytics.rollup(reg, batch)
         # Indicators and detectors advance minute by minute: a batch may close many minutes of
         # one instrument, and each bar must see the indicator values as of its own close.
         starts = reg["start"]
@@ -326,13 +376,19 @@ class ComputeEngine:
                 group["volume"].astype(np.float64),
             )
             values = self.indicators.values(slots)
+            candidates: list[Candidate] = []
             for j in range(hi - lo):
                 ind = {n: float(v[j]) for n, v in values.items()}
-                self._on_regular_bar(group[j], int(reg_dates[lo + j]), ind, batch)
+                candidates += self._on_regular_bar(group[j], int(reg_dates[lo + j]), ind, batch)
+            # the alert policy (conflicts, rate limit) decides over the whole minute at once
+            for alert in self.alert_manager.consider_many(int(starts[lo]), candidates):
+                self.alerts.append(alert)
+                self.recent_alerts = [*self.recent_alerts, alert][-10:]
+                batch.alerts.append(AlertRecord(alert.date, alert.stream_id, alert.fields()))
 
     def _on_regular_bar(
         self, bar: np.void, date: int, ind: dict[str, float], batch: StoreBatch
-    ) -> None:
+    ) -> list[Candidate]:
         s = int(bar["slot"])
         inst = self.slot_inst[s]
         values = (
@@ -342,6 +398,8 @@ class ComputeEngine:
             float(bar["close"]),
             float(bar["volume"]),
         )
+        va = self.analytics.on_regular_bar(bar, date)
+        self.analytics.record(inst.symbol, bar, date, va, batch)
         view = InstrumentView(
             symbol=inst.symbol,
             bar_start=int(bar["start"]),
@@ -352,23 +410,33 @@ class ComputeEngine:
             volume=values[4],
             history=self.history.view(s, date),
             indicators=ind,
-            expected_bar_volume=float(self.expected_bar_volume[s]),
+            expected_bar_volume=va.expected_bar_volume,
+            minute_of_session=va.minute_of_session,
+            rvol_cum=va.rvol_cum,
+            rvol_bar=va.rvol_bar,
+            threshold_multiplier=va.threshold_multiplier,
+            regime=va.regime,
+            profile=va.profile,
             lot_size=max(1, int(inst.lot_size)),
+            tick_size=float(inst.tick_size) if inst.tick_size > 0 else 0.05,
+            instrument_type=self._instrument_type[s],
+            underlying=self._underlying[s],
+            book=self.book.at_close(s, int(bar["start"]) + 60),
+            option=self.options.option_view(s),
+            chain=self.options.chain_view(s, int(bar["start"]) + 60)
+            if self.options.has_chain(s)
+            else {},
         )
         self.history.append(s, date, values)
         ind_state = {k: ("nan" if math.isnan(v) else f"{v:.6f}") for k, v in ind.items()}
         ind_state["bar_start"] = str(int(bar["start"]))
         batch.state[keys.indicators(inst.symbol)] = ind_state
+        out = []
         for sig in self.patterns.detect(view):
             act = self.patterns.settings(sig.pattern)
             plan = self.risk.plan(sig, view)
-            alert = self.alert_manager.consider(
-                sig, view, plan, act.min_confidence, act.cooldown_s, regular=True
-            )
-            if alert is not None:
-                self.alerts.append(alert)
-                self.recent_alerts = [*self.recent_alerts, alert][-10:]
-                batch.alerts.append(AlertRecord(alert.date, alert.stream_id, alert.fields()))
+            out.append(Candidate(sig, view, plan, act.min_confidence, act.cooldown_s))
+        return out
 
     def finish(self) -> StoreBatch:
         """Close every forming bar (end of session or shutdown) and return what it produced."""
@@ -376,4 +444,5 @@ class ComputeEngine:
         closed = self.bars.close_all()
         if closed.shape[0]:
             self._on_bars(closed, batch)
+        self.analytics.finish(batch)
         return batch

@@ -79,13 +79,22 @@ Rules (all times IST; the output is deterministic: same inputs -> byte-identical
    path; a minute without any per-second value falls back to the 4-tick path; non-regular rows
    still come from the bars. Minute bars rebuilt from these ticks may differ slightly from the
    vendor bars (the per-second poll can miss the minute's extreme).
+10. **Derived option chain** (``option_chain`` N > 0; DERIVED, NOT MARKET DATA): for NIFTY and
+   BANKNIFTY (when their index bars are given) CE and PE contracts at the opening ATM strike
+   (first regular open rounded to :data:`OPTION_STRIKE_STEPS`) +/- N strikes, near-month expiry
+   (rule 7's monthly expiry; 2022-11-24 for November 2022), tradingsymbol
+   ``<NAME><YY><MON><STRIKE><CE|PE>``, synthetic tokens as in rule 8, segment NFO-OPT. Each
+   regular minute's premium OHLC is the Black-Scholes-Merton price at the index bar's open,
+   high, low and close (max/min for high/low), volatility = INDIA VIX close of the minute / 100,
+   time = trading time to 15:30 IST on expiry (:mod:`aion.options.expiry`), rounded to 0.05.
+   Volume (lots x lot size) and OI are synthesised deterministically (Gaussian weight in distance
+   from spot x a crc32 jitter). The header's ``derived`` entry says all this.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
-import functools
 import gzip
 import hashlib
 import itertools
@@ -98,8 +107,13 @@ from typing import Any
 
 import numpy as np
 
+from aion.config import OptionsConfig
 from aion.instruments.master import Instrument, InstrumentMaster
+from aion.market.calendar import MarketCalendar
 from aion.market.time import from_ist, parse_date
+from aion.options.expiry import infer_monthly_expiry, time_to_expiry
+from aion.options.greeks import greeks_batch
+from aion.options.symbols import INDEX_UNDERLYINGS
 from aion.replay.session_file import SessionWriter
 
 __all__ = [
@@ -116,13 +130,7 @@ __all__ = [
     "synthetic_token",
 ]
 
-VENDOR_INDEX_SYMBOLS: dict[str, str] = {
-    "NIFTY": "NSE:NIFTY 50",
-    "BANKNIFTY": "NSE:NIFTY BANK",
-    "INDIAVIX": "NSE:INDIA VIX",
-    "FINNIFTY": "NSE:NIFTY FIN SERVICE",
-    "MIDCPNIFTY": "NSE:NIFTY MID SELECT",
-}
+VENDOR_INDEX_SYMBOLS: dict[str, str] = {**INDEX_UNDERLYINGS, "INDIAVIX": "NSE:INDIA VIX"}
 """Vendor index names -> ``EXCHANGE:TRADINGSYMBOL`` of the Kite index instrument."""
 
 SYNTH_LOT_SIZES: dict[str, int] = {"NIFTY": 50, "BANKNIFTY": 25}
@@ -259,27 +267,10 @@ def synthetic_token(symbol: str, exchange: str) -> int:
     return ((zlib.crc32(symbol.encode()) & 0xFFFFFF) << 8) | _SEGMENT_ID[exchange]
 
 
-@functools.cache
-def _nse_holidays() -> frozenset[dt.date]:
-    try:
-        import pandas_market_calendars as pmc
-
-        return frozenset(
-            dt.date.fromisoformat(str(h)[:10]) for h in pmc.get_calendar("XNSE").holidays().holidays
-        )
-    except Exception:  # pragma: no cover - optional dependency missing
-        return frozenset()
-
-
 def monthly_expiry(year: int, month: int, weekday: int = calendar.THURSDAY) -> dt.date:
-    """NSE monthly F&O expiry rule: last ``weekday`` (Thursday) of the month, moved earlier over
-    NSE holidays and weekends (XNSE holidays from pandas-market-calendars)."""
-    last = dt.date(year, month, calendar.monthrange(year, month)[1])
-    d = last - dt.timedelta(days=(last.weekday() - weekday) % 7)
-    hol = _nse_holidays()
-    while d in hol or d.weekday() >= 5:
-        d -= dt.timedelta(days=1)
-    return d
+    """NSE monthly F&O expiry rule on the XNSE calendar
+    (:func:`aion.options.expiry.infer_monthly_expiry`)."""
+    return infer_monthly_expiry(year, month, MarketCalendar(), weekday)
 
 
 def _add_month(y: int, m: int, k: int) -> tuple[int, int]:
@@ -360,6 +351,139 @@ def _resolve(res: _Resolver, vendor: str, date: dt.date) -> tuple[Instrument, bo
     if m:
         return res.future(m["name"], int(m["k"]), date)
     return res.equity(vendor)
+
+
+# ----------------------------------------------------------------------------------------------
+# derived option chain (``--option-chain N``)
+OPTION_STRIKE_STEPS: dict[str, int] = {"NIFTY": 50, "BANKNIFTY": 100}
+"""Strike interval (index points) of the derived chains; NSE's NIFTY/BANKNIFTY intervals, 2022."""
+
+DERIVED_VOLATILITY = "INDIAVIX"
+_DERIVED_BASE_LOTS = 400  # lots per minute at the money before the deterministic jitter
+_DERIVED_BASE_OI_LOTS = 20_000  # open interest at the money at the open, lots
+
+
+def _tick_price(x: float) -> float:
+    """Round a premium to NSE's 0.05 tick; at least one tick."""
+    return max(5, 5 * round(x * 20)) / 100.0
+
+
+def _derive_option_chain(
+    today: dict[str, list[VendorBar]],
+    day: dt.date,
+    res: _Resolver,
+    width: int,
+    rate: float,
+    dividend_yield: float,
+    trading_days_per_year: float,
+    cal: MarketCalendar,
+) -> tuple[list[tuple[Instrument, list[VendorBar]]], dict[str, Any]]:
+    """Near-month NIFTY/BANKNIFTY options priced from the index bars (see ``build_session``)."""
+    vix = {b.stamp: b.close for b in today.get(DERIVED_VOLATILITY, []) if b.regular}
+    if not vix:
+        raise ValueError(f"--option-chain needs {DERIVED_VOLATILITY} bars of {day} (volatility)")
+    out: list[tuple[Instrument, list[VendorBar]]] = []
+    meta: dict[str, Any] = {}
+    for name, step in OPTION_STRIKE_STEPS.items():
+        rows = sorted((b for b in today.get(name, []) if b.regular), key=lambda b: b.stamp)
+        if not rows:
+            continue
+        expiry, _ = res.expiry(name, day.year, day.month)
+        if day > expiry:
+            expiry, _ = res.expiry(name, *_add_month(day.year, day.month, 1))
+        atm = round(rows[0].open / step) * step
+        strikes = [atm + i * step for i in range(-width, width + 1)]
+        lot = SYNTH_LOT_SIZES[name]
+        ends = [from_ist(day, b.stamp // 60, b.stamp % 60) for b in rows]
+        t = np.array(
+            [time_to_expiry(e, expiry, cal, trading_days_per_year).dte_years for e in ends]
+        )
+        last_vix = next(iter(vix.values()))
+        sigma = np.empty(len(rows))
+        for i, b in enumerate(rows):
+            last_vix = vix.get(b.stamp, last_vix)
+            sigma[i] = last_vix / 100.0
+        # underlying O, H, L, C per minute -> premium at each (a premium is monotone in spot)
+        spot = np.array([[b.open, b.high, b.low, b.close] for b in rows]).T  # (4, m)
+        for strike in strikes:
+            for kind in ("CE", "PE"):
+                tsym = f"{name}{expiry.year % 100:02d}{_MONTHS[expiry.month - 1]}{strike}{kind}"
+                token = synthetic_token(f"NFO:{tsym}", "NFO")
+                inst = Instrument(
+                    token,
+                    token >> 8,
+                    tsym,
+                    name,
+                    0.0,
+                    expiry,
+                    float(strike),
+                    0.05,
+                    lot,
+                    kind,
+                    "NFO-OPT",
+                    "NFO",
+                )
+                prem = np.vstack(
+                    [
+                        greeks_batch(
+                            spot[j],
+                            float(strike),
+                            t,
+                            sigma,
+                            kind == "CE",
+                            rate=rate,
+                            dividend_yield=dividend_yield,
+                        )[0]
+                        for j in range(4)
+                    ]
+                )
+                weight = np.exp(-0.5 * ((spot[3] - strike) / (2.0 * step)) ** 2)
+                oi = lot * round(_DERIVED_BASE_OI_LOTS * float(weight[0]) + 10)
+                bars: list[VendorBar] = []
+                for i, b in enumerate(rows):
+                    o, h, lo, c = (_tick_price(float(x)) for x in prem[:, i])
+                    jitter = 0.5 + (zlib.crc32(f"{tsym}:{b.stamp}".encode()) % 1000) / 1000.0
+                    lots = 1 + int(_DERIVED_BASE_LOTS * float(weight[i]) * jitter)
+                    oi += lot * (lots // 4 if (zlib.crc32(tsym.encode()) + b.stamp) % 3 else 0)
+                    bars.append(
+                        VendorBar(
+                            f"derived:{tsym}",
+                            day,
+                            b.stamp,
+                            o,
+                            max(o, h, lo, c),
+                            min(o, h, lo, c),
+                            c,
+                            lots * lot,
+                            oi,
+                        )
+                    )
+                out.append((inst, bars))
+        meta[name] = {
+            "underlying": VENDOR_INDEX_SYMBOLS[name],
+            "expiry": expiry.isoformat(),
+            "strikes": strikes,
+            "lot_size": lot,
+        }
+    if not meta:
+        raise ValueError(f"--option-chain needs NIFTY or BANKNIFTY index bars of {day}")
+    return out, {
+        "kind": "derived",
+        "description": (
+            "DERIVED, NOT MARKET DATA: European NIFTY/BANKNIFTY options priced each minute with "
+            "Black-Scholes-Merton (aion.options.greeks) from the real index bars (premium at the "
+            "minute's open, high, low and close), INDIA VIX close of the minute / 100 as "
+            "volatility, time to expiry in trading time to 15:30 IST on expiry "
+            "(aion.options.expiry); premiums rounded to 0.05 rupees. Volume and open interest are "
+            "synthesised deterministically (Gaussian in distance from spot x a crc32 jitter)."
+        ),
+        "rate": rate,
+        "dividend_yield": dividend_yield,
+        "trading_days_per_year": trading_days_per_year,
+        "volatility": VENDOR_INDEX_SYMBOLS[DERIVED_VOLATILITY],
+        "strikes_each_side": width,
+        "chains": meta,
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -516,13 +640,23 @@ def build_session(
     master: InstrumentMaster | None = None,
     compress: bool | None = None,
     description: str | None = None,
+    option_chain: int = 0,
+    options: OptionsConfig | None = None,
 ) -> BuildResult:
     """Build the session of ``date`` (IST trading date) from vendor bar files into ``out``.
 
     ``bars``: files or directories of vendor 1-minute files. ``instruments``: extra Kite instrument
     CSVs merged over the master (default master: :meth:`InstrumentMaster.bundled`). ``compress``
     defaults to ``out`` ending in ``.gz``. See the module docstring for the rules.
+
+    ``option_chain`` N > 0 adds a **derived** option chain (rule 10 of the module docstring):
+    CE and PE at the N strikes each side of the opening ATM strike of NIFTY and BANKNIFTY (those
+    whose index bars are given) for the near-month expiry, priced with ``options`` (rate,
+    dividend yield, year basis; default :class:`~aion.config.OptionsConfig`). The header's
+    ``derived`` entry describes it. ValueError when INDIA VIX bars are missing.
     """
+    if option_chain < 0:
+        raise ValueError(f"option_chain must be >= 0 strikes each side, got {option_chain}")
     from aion.kite.protocol import MODE_FULL, TICK_DTYPE, encode_frame
 
     day = parse_date(date) if isinstance(date, str) else date
@@ -587,6 +721,33 @@ def build_session(
         path = _instrument_path(rows, day, inst.is_index, ps)
         arrays.append(_ticks_array(path, inst, prev_close.get(sym, 0.0), TICK_DTYPE, MODE_FULL))
 
+    derived_meta: dict[str, Any] | None = None
+    if option_chain > 0:
+        oc = options or OptionsConfig()
+        derived, derived_meta = _derive_option_chain(
+            today,
+            day,
+            res,
+            option_chain,
+            oc.rate,
+            oc.dividend_yield,
+            oc.trading_days_per_year,
+            MarketCalendar(),
+        )
+        for inst, rows in derived:
+            clash = (
+                master.get(inst.instrument_token) or chosen.get(inst.instrument_token, (None,))[0]
+            )
+            if clash is not None:
+                raise ValueError(
+                    f"synthetic token {inst.instrument_token} for {inst.symbol} collides with "
+                    f"{clash.symbol}"
+                )
+            synthesised.append(inst.symbol)
+            chosen[inst.instrument_token] = (inst, rows[0].symbol)
+            path = _instrument_path(rows, day, False, None)
+            arrays.append(_ticks_array(path, inst, 0.0, TICK_DTYPE, MODE_FULL))
+
     ticks = np.concatenate(arrays)
     order = np.lexsort((ticks["instrument_token"], ticks["exchange_timestamp"]))
     ticks = ticks[order]
@@ -626,6 +787,12 @@ def build_session(
         ],
         "depth": "not in the source data: depth and total buy/sell quantities are 0",
     }
+    if derived_meta is not None:
+        header["derived"] = {"option_chain": derived_meta}
+        header["description"] += (
+            " Includes a DERIVED option chain (Black-Scholes prices, synthesised volume/OI): "
+            "see header['derived']."
+        )
     outp = Path(out)
     with SessionWriter(outp, header, compress=compress) as w:
         for a, b in itertools.pairwise(bounds):

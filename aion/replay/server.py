@@ -47,6 +47,20 @@ Clock semantics:
 One thread per client (``websockets.sync.server``): that thread both paces the
 frames and reads the client's messages (``recv`` with a timeout between batches),
 so subscription changes and sends never race.
+
+Fault modes (for the feed's reliability tests; the real-world failures they imitate are
+in the comments of each):
+
+- :meth:`ReplayServer.restart`: close every connection, stop listening for a while, listen
+  again on the same port; the session clock keeps running (like the exchange).
+- :meth:`ReplayServer.go_silent`: the clients connected now get nothing at all, not even
+  heartbeats, while their sockets stay open (pykiteconnect issue #229).
+- ``drop_after_frames``: close each connection abruptly after it was sent N frames.
+- ``reject_handshakes``: refuse every handshake with HTTP 403 (expired access token).
+- ``max_tokens_per_message``: answer a subscribe/mode message naming more tokens with the
+  text error ``max tokens exceeded`` and ignore it (pykiteconnect PR #67).
+- :meth:`ReplayServer.inject`: send arbitrary frames (garbage or truncated binary frames,
+  bad text) to the clients connected now, between session frames.
 """
 
 from __future__ import annotations
@@ -54,6 +68,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import re
 import socket
 import threading
@@ -85,6 +100,13 @@ SESSION_COMPLETE_MESSAGE = json.dumps({"type": "message", "data": "replay: sessi
 
 #: Kite's heartbeat: a 1-byte binary message.
 HEARTBEAT_FRAME = b"\x00"
+
+#: A binary frame that is not Kite's format: it announces 0xDEAD packets, the first of
+#: 0xBEEF bytes (no packet has that length), so the decoder rejects it.
+GARBAGE_FRAME = b"\xde\xad\xbe\xef" * 8
+
+#: The text error Kite sends when a subscription exceeds the tokens it allows.
+MAX_TOKENS_ERROR = "max tokens exceeded"
 
 
 _MODE_BY_NAME = {name: mode for mode, name in MODE_NAMES.items()}
@@ -137,10 +159,26 @@ class ReplayStats:
     heartbeats_sent: int = 0
     errors_sent: int = 0  # error text frames answering bad client messages
     bad_frames: int = 0  # malformed recorded frames skipped (per client)
+    injected: int = 0  # frames sent by inject(), summed over clients
+    dropped: int = 0  # connections closed by drop_after_frames
+    restarts: int = 0  # restart() calls completed
+    max_tokens_errors: int = 0  # subscriptions refused with MAX_TOKENS_ERROR
+    last_rejected_monotonic: float | None = None  # time.monotonic() of the last 403
 
 
 class _Client:
-    __slots__ = ("complete_sent", "conn", "cursor", "join_at", "last_send", "modes")
+    __slots__ = (
+        "complete_sent",
+        "conn",
+        "cursor",
+        "dropped",
+        "frames_sent",
+        "inbox",
+        "join_at",
+        "last_send",
+        "modes",
+        "silent_until",
+    )
 
     def __init__(self, conn: ServerConnection) -> None:
         self.conn = conn
@@ -149,6 +187,10 @@ class _Client:
         self.join_at: float | None = None  # monotonic time the client joins (set by 1st message)
         self.complete_sent = False
         self.last_send = time.monotonic()
+        self.silent_until = 0.0  # monotonic; send nothing before it (go_silent)
+        self.inbox: list[bytes | str] = []  # injected frames still to send
+        self.frames_sent = 0
+        self.dropped = False
 
 
 class ReplayServer:
@@ -162,6 +204,9 @@ class ReplayServer:
         wait_for_client: start the session clock at the first subscription instead of ``start()``.
         heartbeat_interval_s: idle time after which a heartbeat is sent, wall seconds.
         expected_credentials: ``(api_key, access_token)`` to require; None accepts any non-empty.
+
+    Fault attributes (settable at any time, see the module doc): ``reject_handshakes``
+    (bool), ``drop_after_frames`` (int or None), ``max_tokens_per_message`` (int or None).
     """
 
     def __init__(
@@ -207,6 +252,9 @@ class ReplayServer:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.port: int = port
+        self.reject_handshakes = False
+        self.drop_after_frames: int | None = None
+        self.max_tokens_per_message: int | None = None
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -224,7 +272,7 @@ class ReplayServer:
             logger=_ws_log,
         )
         self.port = self._server.socket.getsockname()[1]
-        if self.speed is not None and not self.wait_for_client:
+        if self.speed is not None and not self.wait_for_client and self._clock_start is None:
             with self._lock:
                 self._clock_start = time.monotonic()
         self._thread = threading.Thread(
@@ -258,7 +306,53 @@ class ReplayServer:
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
+    def subscriptions(self) -> list[dict[int, int]]:
+        """Token -> mode of every connected client (copies; order not significant)."""
+        with self._lock:
+            return [dict(c.modes) for c in self._clients]
+
     # ------------------------------------------------------------ fault hooks
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop (closing every connection), stay down ``down_s`` wall seconds, listen again.
+
+        The new listener binds the same port; the session clock (and the max-speed head) keep
+        their place, so frames due while the server was down are missed by every client, as
+        with a live feed.
+        """
+        self.stop()
+        if down_s > 0:
+            time.sleep(down_s)
+        self._requested_port = self.port
+        self.start()
+        with self._lock:
+            self.stats.restarts += 1
+
+    def go_silent(self, duration_s: float | None = None) -> int:
+        """Send nothing (no frames, no heartbeats) to the clients connected now.
+
+        Their sockets stay open and their messages are still read; after ``duration_s`` wall
+        seconds (None: never) a client still connected gets the frames due since. Clients
+        connecting later are served normally. Returns how many clients were silenced.
+        """
+        until = math.inf if duration_s is None else time.monotonic() + duration_s
+        with self._lock:
+            clients = list(self._clients)
+            for c in clients:
+                c.silent_until = until
+        return len(clients)
+
+    def inject(self, frames: Sequence[bytes | str]) -> int:
+        """Queue ``frames`` (binary or text, sent as given) for every client connected now.
+
+        Each client thread sends them, in order, before its next session frames. Returns how
+        many clients got them.
+        """
+        with self._lock:
+            clients = list(self._clients)
+            for c in clients:
+                c.inbox.extend(frames)
+        return len(clients)
+
     def drop_connections(self, abrupt: bool = False) -> int:
         """Close every client connection (server keeps listening); returns how many.
 
@@ -292,13 +386,14 @@ class ReplayServer:
 
     def _join(self, client: _Client) -> None:
         """Place a client on the session clock (at its first subscription)."""
+        now = time.monotonic()  # one reading: the client starting the clock joins at ts0
         with self._lock:
             if self._clock_start is None:
-                self._clock_start = time.monotonic()
+                self._clock_start = now
             if self.speed is None:
                 client.cursor = self._head
             else:
-                now_ns = self._ts0 + int((time.monotonic() - self._clock_start) * self.speed * 1e9)
+                now_ns = self._ts0 + int((now - self._clock_start) * self.speed * 1e9)
                 client.cursor = int(np.searchsorted(self._ts, now_ns, side="left"))
 
     def _due_end(self, cursor: int) -> int:
@@ -316,6 +411,8 @@ class ReplayServer:
     def _wait_s(self, client: _Client) -> float:
         """Wall seconds until this client's next due frame or heartbeat (bounded)."""
         now = time.monotonic()
+        if now < client.silent_until:
+            return min(client.silent_until - now, _MAX_WAIT_S)
         wake = client.last_send + self.heartbeat_interval_s
         cur = client.cursor
         if cur is not None and cur < self._n:
@@ -335,13 +432,14 @@ class ReplayServer:
         query = parse_qs(urlsplit(request.path).query)
         api_key = (query.get("api_key") or [""])[0]
         token = (query.get("access_token") or [""])[0]
-        ok = bool(api_key) and bool(token)
+        ok = bool(api_key) and bool(token) and not self.reject_handshakes
         if ok and self.expected_credentials is not None:
             ok = (api_key, token) == tuple(self.expected_credentials)
         if ok:
             return None
         with self._lock:
             self.stats.rejected += 1
+            self.stats.last_rejected_monotonic = time.monotonic()
         log.info("replay: rejected handshake from %s (HTTP 403)", conn.remote_address)
         body = json.dumps(
             {
@@ -368,6 +466,10 @@ class ReplayServer:
                     msg = None
                 if msg is not None:
                     self._on_message(client, msg)
+                if time.monotonic() < client.silent_until:
+                    continue  # silent: read the client's messages, send nothing
+                if client.inbox:
+                    self._send_injected(client)
                 if (
                     client.cursor is None
                     and client.join_at is not None
@@ -376,6 +478,8 @@ class ReplayServer:
                     self._join(client)
                 if client.cursor is not None:
                     self._send_due(client)
+                if client.dropped:
+                    break
                 if time.monotonic() - client.last_send >= self.heartbeat_interval_s:
                     self._send(client, HEARTBEAT_FRAME)
                     with self._lock:
@@ -391,10 +495,27 @@ class ReplayServer:
         client.conn.send(data)
         client.last_send = time.monotonic()
 
+    def _send_injected(self, client: _Client) -> None:
+        with self._lock:
+            items, client.inbox = client.inbox, []
+        for item in items:
+            self._send(client, item)
+        with self._lock:
+            self.stats.injected += len(items)
+
+    def _drop(self, client: _Client) -> None:
+        """Close ``client`` abruptly (TCP shutdown, no close frame), like a network failure."""
+        client.dropped = True
+        with contextlib.suppress(OSError):
+            client.conn.socket.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            self.stats.dropped += 1
+
     def _send_due(self, client: _Client) -> None:
         cursor = client.cursor
         assert cursor is not None
         end = self._due_end(cursor)
+        drop_after = self.drop_after_frames
         frames_sent = bytes_sent = bad = 0
         modes = client.modes
         try:
@@ -411,6 +532,11 @@ class ReplayServer:
                         self._send(client, out)
                         frames_sent += 1
                         bytes_sent += len(out)
+                        client.frames_sent += 1
+                        if drop_after is not None and client.frames_sent >= drop_after:
+                            end = i + 1
+                            self._drop(client)
+                            break
             client.cursor = end
         finally:
             with self._lock:
@@ -419,7 +545,7 @@ class ReplayServer:
                 self.stats.bad_frames += bad
                 if self.speed is None and client.cursor is not None:
                     self._head = max(self._head, client.cursor)
-        if client.cursor == self._n and not client.complete_sent:
+        if client.cursor == self._n and not client.complete_sent and not client.dropped:
             self._send(client, SESSION_COMPLETE_MESSAGE)
             client.complete_sent = True
 
@@ -474,6 +600,12 @@ class ReplayServer:
             client.join_at = time.monotonic() + JOIN_SETTLE_S
 
     def _fits(self, client: _Client, tokens: list[int]) -> bool:
+        limit = self.max_tokens_per_message
+        if limit is not None and len(tokens) > limit:
+            self._error(client, MAX_TOKENS_ERROR)
+            with self._lock:
+                self.stats.max_tokens_errors += 1
+            return False
         total = len(client.modes.keys() | set(tokens))
         if total > MAX_TOKENS_PER_CONNECTION:
             self._error(

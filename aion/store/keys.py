@@ -14,7 +14,10 @@ from __future__ import annotations
 
 PREFIX = "aion"
 
-NAMESPACES = ("bars", "tick", "volume", "ind", "averages", "alerts", "runs", "feed")
+NAMESPACES = (
+    "bars", "tick", "option", "volume", "ind", "averages", "rvol", "profile", "alerts", "runs",
+    "feed", "gaps",
+)  # fmt: skip
 """Namespaces reported by ``aion health`` (key counts per namespace)."""
 
 
@@ -34,9 +37,32 @@ def bars_1m_ext(symbol: str, date: int) -> str:
     return f"{_inst(symbol)}:bars:1m:ext:{date}"
 
 
+def bars(symbol: str, timeframe: str, date: int) -> str:
+    """Regular-session bars of ``symbol`` rolled up to ``timeframe`` (``5m``, ``15m``, ``30m``,
+    ``60m``) on ``date``: field ``HH:MM`` (IST start) -> JSON bar (:mod:`aion.bars.rollup`)."""
+    return f"{_inst(symbol)}:bars:{timeframe}:{date}"
+
+
+def rvol(symbol: str, date: int) -> str:
+    """Per-minute volume statistics of ``symbol`` on ``date``: field ``HH:MM`` (IST bar start)
+    -> JSON (cumulative/bar RVOL, expected volumes, VIX regime, multiplier, POC)."""
+    return f"{_inst(symbol)}:rvol:{date}"
+
+
+def profile(symbol: str, date: int) -> str:
+    """Session volume profile of ``symbol`` on ``date``: POC, value area, nodes and ``bins``
+    (JSON ``[[price, volume], ...]``), as of the latest closed bar."""
+    return f"{_inst(symbol)}:profile:{date}"
+
+
 def tick(symbol: str) -> str:
     """Latest tick of ``symbol``."""
     return f"{_inst(symbol)}:tick"
+
+
+def option(symbol: str) -> str:
+    """Latest IV, Greeks and time to expiry of option ``symbol`` (hash next to its ``tick``)."""
+    return f"{_inst(symbol)}:option"
 
 
 def volume_state(symbol: str) -> str:
@@ -59,6 +85,15 @@ def alerts(date: int) -> str:
     return f"{PREFIX}:alerts:{date}"
 
 
+def alerts_channel() -> str:
+    """The pub/sub channel announcing each new alert (not a key: nothing is stored).
+
+    Message: JSON object of the alert's stream fields plus ``stream_id``; only alerts the
+    stream accepted are announced (a re-published duplicate is not).
+    """
+    return f"{PREFIX}:alerts:live"
+
+
 def runs(date: int) -> str:
     """Run summaries of trading ``date``."""
     return f"{PREFIX}:runs:{date}"
@@ -67,6 +102,15 @@ def runs(date: int) -> str:
 def feed(node: str) -> str:
     """Feed health of process ``node``."""
     return f"{PREFIX}:feed:{node}"
+
+
+def gaps(date: int) -> str:
+    """Feed gaps of trading ``date``: hash ``<connection>:<start_ns>`` -> JSON gap record.
+
+    One field per interruption of a feed connection (start/end wall ns, duration, reason,
+    attempts, tokens affected); written with the state TTL.
+    """
+    return f"{PREFIX}:gaps:{date}"
 
 
 def namespace_of(key: str) -> str:

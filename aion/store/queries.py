@@ -1,10 +1,8 @@
-"""Reads from Redis for the CLI, health checks and tests (keys from :mod:`aion.store.keys`)."""
+"""Reads from Redis for the CLI and tests (keys from :mod:`aion.store.keys`)."""
 
 from __future__ import annotations
 
 import json
-import time
-from typing import Any
 
 import redis
 
@@ -49,47 +47,3 @@ def known_dates(client: redis.Redis, symbol: str) -> list[int]:
         if tail.isdigit():
             dates.append(int(tail))
     return sorted(dates)
-
-
-def health(client: redis.Redis, node: str = "main") -> dict[str, Any]:
-    """Redis reachability, version, memory, key counts per namespace, last tick age.
-
-    Returns a JSON-able dict; ``status`` is ``ok``, ``degraded`` (no recent tick,
-    keys without TTL) or ``down`` (Redis unreachable).
-    """
-    try:
-        info = client.info()
-    except redis.RedisError as exc:
-        return {"status": "down", "redis": {"reachable": False, "error": str(exc)}}
-    counts: dict[str, int] = {}
-    no_ttl = 0
-    for k in client.scan_iter(match=f"{keys.PREFIX}:*", count=1000):
-        ns = keys.namespace_of(k)
-        counts[ns] = counts.get(ns, 0) + 1
-        if client.ttl(k) == -1:
-            no_ttl += 1
-    feed = client.hgetall(keys.feed(node))
-    last_wall = float(feed["last_frame_wall"]) if "last_frame_wall" in feed else None
-    age = time.time() - last_wall if last_wall is not None else None
-    status = "ok"
-    if no_ttl:
-        status = "degraded"
-    report = {
-        "status": status,
-        "redis": {
-            "reachable": True,
-            "version": info.get("redis_version"),
-            "used_memory_bytes": info.get("used_memory"),
-            "maxmemory_bytes": info.get("maxmemory"),
-            "maxmemory_policy": info.get("maxmemory_policy"),
-            "aof_enabled": bool(info.get("aof_enabled")),
-        },
-        "keys_per_namespace": counts,
-        "keys_without_ttl": no_ttl,
-        "last_tick": {
-            "age_s": age,
-            "exchange_timestamp": feed.get("last_exchange_timestamp"),
-            "frames": feed.get("frames"),
-        },
-    }
-    return report

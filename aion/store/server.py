@@ -20,6 +20,8 @@ from pathlib import Path
 
 import redis
 
+from aion.config import RedisTlsConfig
+
 
 class RedisUnavailable(RuntimeError):
     """No redis-server binary, or the server did not come up; message says what to do."""
@@ -161,6 +163,30 @@ class PrivateRedis:
         self.stop()
 
 
-def connect(url: str) -> redis.Redis:
-    """A redis-py client (hiredis parser when installed) for ``url``; values decoded as str."""
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5.0)
+def connect(url: str, tls: RedisTlsConfig | None = None) -> redis.Redis:
+    """A redis-py client (hiredis parser when installed) for ``url``; values decoded as str.
+
+    ``url`` forms (redis-py's ``from_url``): ``redis://[[user]:password@]host:port/db``
+    (AUTH with a password, or an ACL user and its password), ``rediss://...`` (TLS: the
+    server certificate is verified against ``tls.ca_file``, else the system CAs, and the
+    host name is checked; ``tls.cert_file``/``tls.key_file`` add a client certificate) or
+    ``unix:///path/redis.sock``. The password lives only in the URL (give it through
+    ``REDIS_URL``); use :func:`redacted_url` to show a URL.
+    """
+    kwargs: dict[str, object] = {}
+    if url.startswith("rediss://"):
+        kwargs["ssl_cert_reqs"] = "required"
+        if tls is not None and tls.ca_file:
+            kwargs["ssl_ca_certs"] = str(Path(tls.ca_file).expanduser())
+        if tls is not None and tls.cert_file and tls.key_file:
+            kwargs["ssl_certfile"] = str(Path(tls.cert_file).expanduser())
+            kwargs["ssl_keyfile"] = str(Path(tls.key_file).expanduser())
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5.0, **kwargs)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with any user/password removed (``redis://u:secret@h:1/0`` -> ``redis://h:1/0``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"

@@ -3,27 +3,54 @@
 The compute thread puts :class:`StoreBatch` objects on the bounded ``out``
 queue. The store thread merges what arrived since the last flush (latest value
 per state key wins; bars accumulate per key; alerts keep their order) and, every
-``flush_interval_ms``, writes it in one non-transactional pipeline: one HSET and
-one EXPIRE per key, one XADD per alert. Keys come from :mod:`aion.store.keys`.
+``flush_interval_ms``, writes it in one round trip of hand-packed RESP
+(:class:`RespCommands`): per state key one HSET of only the fields whose value changed
+since the last successful write (a per-key shadow of what Redis holds), EXPIRE only
+when a key is first written and then every :data:`EXPIRE_REFRESH_S` (with a full
+rewrite), one XADD per alert. Keys come from :mod:`aion.store.keys`.
 
 Alerts are idempotent: their stream entry id is derived from exchange time
 (``<bar end ms>-<seq>``), so re-publishing an alert (a replay into the same
 Redis, a restart) is rejected by Redis and counted in ``duplicate_alerts``.
+Each alert the stream accepted is then announced on the pub/sub channel
+:func:`aion.store.keys.alerts_channel` (JSON of its fields plus ``stream_id``;
+``alerts_announced`` counts them).
 
-When Redis is unreachable, pending writes stay buffered and are retried at the
-next flush; past ``max_buffered_commands`` the oldest bar writes are dropped
-and counted in ``dropped_commands`` (never silently).
+When a flush carries an instrument's bars, that instrument's writes (its bars hash
+and its latest state, including the volume state) are sent as one ``MULTI``/``EXEC``
+block: every key
+of an instrument carries its hash tag, so the block stays in one cluster slot,
+and a process killed mid-pipeline leaves each instrument's bars and volume state
+either both written or both not (restart consistency, see
+:mod:`aion.pipeline.compute`).
+
+When Redis is unreachable, pending writes stay buffered (coalesced) and are
+retried at the next flush; past ``max_buffered_commands`` the oldest bar writes
+are dropped, whole keys at a time, and counted exactly in ``dropped_commands``
+(never silently; state, alerts and run summaries are never dropped). With a
+``status_path`` the store thread also keeps a small JSON status file (Redis
+reachable or not, pending and dropped commands) that ``aion health`` reads when
+Redis itself cannot be asked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis
+
+try:  # the C reply parser redis[hiredis] installs; replies are read by redis-py without it
+    import hiredis
+except ImportError:  # pragma: no cover
+    hiredis = None  # type: ignore[assignment]
 
 from aion.pipeline.queues import BoundedQueue
 from aion.store import keys
@@ -62,6 +89,7 @@ class StoreStats:
     commands: int = 0
     bytes: int = 0
     alerts_written: int = 0
+    alerts_announced: int = 0
     duplicate_alerts: int = 0
     errors: int = 0
     outage_s: float = 0.0
@@ -80,8 +108,140 @@ class TtlSeconds:
     runs: int
 
 
-def _nbytes(mapping: dict[str, Any]) -> int:
-    return sum(len(str(k)) + len(str(v)) for k, v in mapping.items())
+STATUS_STALE_S = 10.0
+"""A store status file older than this (wall seconds) describes no running scanner."""
+
+
+EXPIRE_REFRESH_S = 300.0
+"""Wall seconds between two EXPIREs of one key by the store (TTLs are days). The refresh also
+rewrites the key's full mapping, so a state key deleted behind aion's back heals within it."""
+
+
+def _bulk(text: str) -> str:
+    """One RESP bulk string (length in UTF-8 bytes)."""
+    n = len(text) if text.isascii() else len(text.encode())
+    return f"${n}\r\n{text}\r\n"
+
+
+def _flat(mapping: dict[str, Any]) -> list[str]:
+    """``{f: v}`` -> ``[f, str(v), ...]`` (the field/value arguments of HSET and XADD)."""
+    out: list[str] = []
+    for k, v in mapping.items():
+        out += (k, v if type(v) is str else str(v))
+    return out
+
+
+def _read_replies(sock: socket.socket, n_replies: int) -> list[Any]:
+    """``n_replies`` RESP2/RESP3 replies read from ``sock`` by one hiredis reader (str values; error
+    replies as ``redis.ResponseError`` objects). Per reply this is one C call instead of
+    redis-py's few Python frames, which made reading the replies a third of a flush.
+
+    Raises ``redis.TimeoutError`` (the socket's timeout) or ``redis.ConnectionError``.
+    """
+    assert hiredis is not None
+    reader = hiredis.Reader(replyError=redis.ResponseError, encoding="utf-8")
+    results: list[Any] = []
+    buf = bytearray(1 << 16)
+    try:
+        while len(results) < n_replies:
+            n = sock.recv_into(buf)
+            if n == 0:
+                raise redis.ConnectionError("Redis closed the connection")
+            reader.feed(buf, 0, n)  # type: ignore[arg-type]  # any buffer works
+            while (reply := reader.gets()) is not False:
+                results.append(reply)
+    except TimeoutError as exc:  # socket.timeout
+        raise redis.TimeoutError(f"reading replies: {exc}") from exc
+    except OSError as exc:
+        raise redis.ConnectionError(f"reading replies: {exc}") from exc
+    return results
+
+
+class RespCommands:
+    """Redis commands packed into one RESP2 request buffer (the Redis protocol spec,
+    https://redis.io/docs/latest/develop/reference/protocol-spec/: an array of bulk strings
+    per command). Building text and encoding once is several times cheaper than redis-py's
+    per-command packer; the server cannot tell the difference.
+
+    Attributes:
+        count: commands added (one reply each).
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self.count = 0
+
+    def command(self, *args: str) -> None:
+        """Append one command (``"EXPIRE", key, "3600"``)."""
+        self._parts.append(f"*{len(args)}\r\n" + "".join(map(_bulk, args)))
+        self.count += 1
+
+    def hset(self, key: str, fields: dict[str, str]) -> None:
+        """Append ``HSET key f1 v1 ...``; ``fields`` values are already str (non-empty)."""
+        # lengths as characters first (one f-string per pair); bytes differ only off ASCII
+        chunk = f"*{2 + 2 * len(fields)}\r\n$4\r\nHSET\r\n${len(key)}\r\n{key}\r\n" + "".join(
+            [f"${len(k)}\r\n{k}\r\n${len(v)}\r\n{v}\r\n" for k, v in fields.items()]
+        )
+        if not chunk.isascii():
+            chunk = f"*{2 + 2 * len(fields)}\r\n$4\r\nHSET\r\n{_bulk(key)}" + "".join(
+                _bulk(k) + _bulk(v) for k, v in fields.items()
+            )
+        self._parts.append(chunk)
+        self.count += 1
+
+    def packed(self) -> bytes:
+        """The request buffer (UTF-8)."""
+        return "".join(self._parts).encode()
+
+
+def _hash_tag(key: str) -> str | None:
+    """The ``{...}`` hash tag of an instrument key (``aion:{NSE:SBIN}:tick`` -> ``NSE:SBIN``)."""
+    if key.startswith(f"{keys.PREFIX}:{{") and "}" in key:
+        return key[len(keys.PREFIX) + 2 : key.index("}")]
+    return None
+
+
+def status_path(data_dir: Path, node: str) -> Path:
+    """Where the store thread of process ``node`` keeps its status file (JSON)."""
+    return Path(data_dir) / "run" / f"store-{node}.json"
+
+
+def read_store_status(data_dir: Path) -> list[dict[str, Any]]:
+    """Fresh store status files under ``data_dir`` (running scanners), one dict each.
+
+    Each dict: ``node``, ``pid``, ``redis_reachable`` (bool), ``outage_since`` (epoch s or
+    None), ``pending_commands``, ``dropped_commands``, ``errors``, ``updated`` (epoch s,
+    wall clock). Files older than :data:`STATUS_STALE_S` or of a process that is gone are
+    skipped.
+    """
+    out = []
+    for f in sorted((Path(data_dir) / "run").glob("store-*.json")):
+        try:
+            st = json.loads(f.read_text())
+            fresh = time.time() - float(st["updated"]) <= STATUS_STALE_S
+            os.kill(int(st["pid"]), 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if fresh:
+            out.append(st)
+    return out
+
+
+def merge_store_status(report: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    """Add running scanners' store status to a health ``report`` (modified and returned).
+
+    ``report["scanners"]`` lists :func:`read_store_status`. A scanner that cannot reach Redis
+    but keeps scanning and buffering makes the status ``degraded`` (it was ``down`` when this
+    process could not reach Redis either): writes are delayed, not lost, unless
+    ``dropped_commands`` says otherwise.
+    """
+    scanners = read_store_status(data_dir)
+    if not scanners:
+        return report
+    report["scanners"] = {str(st["node"]): st for st in scanners}
+    if any(not st["redis_reachable"] or st["dropped_commands"] for st in scanners):
+        report["status"] = "degraded"
+    return report
 
 
 class RedisStore:
@@ -94,6 +254,9 @@ class RedisStore:
         alerts_maxlen: approximate MAXLEN of each alert stream.
         flush_interval_ms: flush cadence (wall clock; the only wall-clock use in the data path).
         max_buffered_commands: buffer bound while Redis is unreachable.
+        status_file: optional JSON status file (see :func:`read_store_status`), rewritten
+            at most once per second by the store thread.
+        node: process name written into the status file.
     """
 
     def __init__(
@@ -104,6 +267,8 @@ class RedisStore:
         alerts_maxlen: int = 100_000,
         flush_interval_ms: int = 200,
         max_buffered_commands: int = 500_000,
+        status_file: Path | None = None,
+        node: str = "main",
     ) -> None:
         self.client = client
         self.queue = queue
@@ -116,9 +281,15 @@ class RedisStore:
         self._state: dict[str, dict[str, Any]] = {}
         self._alerts: list[AlertRecord] = []
         self._runs: list[tuple[int, dict[str, str]]] = []
+        self._shadow: dict[str, dict[str, str]] = {}  # state key -> fields last written
+        self._expire_due: dict[str, float] = {}  # key -> monotonic time its EXPIRE is due
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._outage_since: float | None = None
+        self._outage_since_wall: float | None = None
+        self.status_file = status_file
+        self.node = node
+        self._status_written = 0.0
 
     # -- merging -----------------------------------------------------------------------------
 
@@ -145,51 +316,104 @@ class RedisStore:
     # -- flushing ----------------------------------------------------------------------------
 
     def flush(self) -> bool:
-        """Write everything pending in one pipeline; returns False if Redis was unreachable."""
+        """Write everything pending in one round trip; returns False if Redis was unreachable.
+
+        The commands are packed as RESP by :class:`RespCommands` and sent with one
+        ``send_packed_command``; the replies are read back one by one. Per state key only the
+        fields whose value differs from the last successful write are sent, and EXPIRE only
+        when due (see :data:`EXPIRE_REFRESH_S`); a failed flush forgets what was written, so
+        the next one rewrites every pending key in full with its EXPIRE.
+        """
         if not (self._bars or self._state or self._alerts or self._runs):
             return True
-        pipe = self.client.pipeline(transaction=False)
-        n = 0
-        nbytes = 0
+        now = time.monotonic()
+        due_at = self._expire_due
+        cmds = RespCommands()
+        owners: list[tuple[str, ...]] = []  # per reply: the keys an error there invalidates
+        shadow_updates: list[tuple[str, dict[str, str], bool]] = []  # (key, sent, full write)
+        expired: list[str] = []  # keys whose EXPIRE this flush refreshes
+        # (key, fields to HSET, TTL to set or 0) per instrument whose bars this flush carries
+        blocks: dict[str | None, list[tuple[str, dict[str, str], int]]] = {}
         for key, fields in self._bars.items():
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, self.ttl.bars)
-            n += 2
-            nbytes += _nbytes(fields)
+            sent = {k: v if type(v) is str else str(v) for k, v in fields.items()}
+            ttl = self.ttl.bars if now >= due_at.get(key, 0.0) else 0
+            blocks.setdefault(_hash_tag(key), []).append((key, sent, ttl))
         for key, mapping in self._state.items():
-            pipe.hset(key, mapping={k: str(v) for k, v in mapping.items()})
-            pipe.expire(key, self.ttl.state)
-            n += 2
-            nbytes += _nbytes(mapping)
-        alert_keys = set()
+            sent, full = self._changed_fields(key, mapping, now)
+            shadow_updates.append((key, sent, full))
+            ttl = self.ttl.state if full and now >= due_at.get(key, 0.0) else 0
+            if not (sent or ttl):
+                continue
+            tag = _hash_tag(key) if blocks else None
+            if tag is not None and tag in blocks:
+                blocks[tag].append((key, sent, ttl))
+                continue
+            if sent:
+                cmds.hset(key, sent)
+                owners.append((key,))
+            if ttl:
+                cmds.command("EXPIRE", key, str(ttl))
+                owners.append((key,))
+                expired.append(key)
+        for tag, block in blocks.items():
+            writes = sum(bool(f) + bool(t) for _, f, t in block)
+            # the instrument's bars and its volume state: both written or neither
+            atomic = tag is not None and writes > 1
+            if atomic:
+                cmds.command("MULTI")
+            for key, sent, ttl in block:
+                if sent:
+                    cmds.hset(key, sent)
+                if ttl:
+                    cmds.command("EXPIRE", key, str(ttl))
+                    expired.append(key)
+            if atomic:
+                cmds.command("EXEC")
+            owners.extend([tuple(k for k, _, _ in block)] * (writes + 2 * atomic))
+        alert_pos = len(owners)
+        maxlen = str(self.alerts_maxlen)
         for a in self._alerts:
             k = keys.alerts(a.date)
-            pipe.xadd(k, a.fields, id=a.stream_id, maxlen=self.alerts_maxlen, approximate=True)
-            alert_keys.add(k)
-            n += 1
-            nbytes += _nbytes(a.fields)
-        for k in alert_keys:
-            pipe.expire(k, self.ttl.alerts)
-            n += 1
+            cmds.command("XADD", k, "MAXLEN", "~", maxlen, a.stream_id, *_flat(a.fields))
+            owners.append(())
+        for k in dict.fromkeys(keys.alerts(a.date) for a in self._alerts):
+            if now >= due_at.get(k, 0.0):
+                cmds.command("EXPIRE", k, str(self.ttl.alerts))
+                owners.append((k,))
+                expired.append(k)
         for date, summary in self._runs:
-            pipe.xadd(keys.runs(date), summary, maxlen=1000, approximate=True)
-            pipe.expire(keys.runs(date), self.ttl.runs)
-            n += 2
-            nbytes += _nbytes(summary)
+            cmds.command("XADD", keys.runs(date), "MAXLEN", "~", "1000", "*", *_flat(summary))
+            cmds.command("EXPIRE", keys.runs(date), str(self.ttl.runs))
+            owners.extend(((), ()))
+        packed = cmds.packed()
         try:
-            results = pipe.execute(raise_on_error=False)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            results = self.send_packed(packed, cmds.count)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             self.stats.errors += 1
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
             if self._outage_since is None:
                 self._outage_since = time.monotonic()
+                self._outage_since_wall = time.time()
+            self._shadow.clear()  # unknown what reached Redis: rewrite everything in full
+            self._expire_due.clear()
+            self.write_status()
             return False
         if self._outage_since is not None:
             self.stats.outage_s += time.monotonic() - self._outage_since
             self._outage_since = None
-        offset = 2 * (len(self._bars) + len(self._state))
-        for i, _a in enumerate(self._alerts):
-            r = results[offset + i]
+            self._outage_since_wall = None
+        shadow = self._shadow
+        for key, sent, full in shadow_updates:
+            if full:
+                shadow[key] = sent
+            elif sent:
+                shadow[key].update(sent)
+        next_due = now + EXPIRE_REFRESH_S
+        for key in expired:
+            due_at[key] = next_due
+        accepted = []
+        for i, a in enumerate(self._alerts):
+            r = results[alert_pos + i]
             if isinstance(r, redis.ResponseError):
                 if "equal or smaller" in str(r):
                     self.stats.duplicate_alerts += 1
@@ -198,19 +422,110 @@ class RedisStore:
                     self.stats.last_error = str(r)
             else:
                 self.stats.alerts_written += 1
-        for r in results[:offset]:
+                accepted.append(a)
+        if accepted:
+            self._announce(accepted)
+        for i, r in enumerate(results):
+            if alert_pos <= i < alert_pos + len(self._alerts):
+                continue
+            if isinstance(r, list):  # an EXEC reply: errors of the queued commands inside
+                r = next((x for x in r if isinstance(x, Exception)), None)
             if isinstance(r, Exception):
                 self.stats.errors += 1
                 self.stats.last_error = str(r)
+                for key in owners[i]:  # what Redis holds for these keys is unknown now
+                    self._shadow.pop(key, None)
+                    self._expire_due.pop(key, None)
         self.stats.flushes += 1
-        self.stats.commands += n
-        self.stats.bytes += nbytes
+        self.stats.commands += cmds.count
+        self.stats.bytes += len(packed)
         self._bars.clear()
         self._state.clear()
         self._alerts.clear()
         self._runs.clear()
         self.stats.pending_commands = 0
+        self.write_status()
         return True
+
+    def _changed_fields(
+        self, key: str, mapping: dict[str, Any], now: float
+    ) -> tuple[dict[str, str], bool]:
+        """The fields of a state key to send (as str) and whether that is the full mapping.
+
+        Full when the key was not written successfully by this store yet or its EXPIRE is due
+        (the periodic full rewrite heals a key deleted behind aion's back); otherwise only the
+        fields whose value differs from the last successful write.
+        """
+        old = self._shadow.get(key)
+        if old is None or now >= self._expire_due.get(key, 0.0):
+            return {k: v if type(v) is str else str(v) for k, v in mapping.items()}, True
+        return {
+            k: s for k, v in mapping.items() if (s := v if type(v) is str else str(v)) != old.get(k)
+        }, False
+
+    def send_packed(self, packed: bytes, n_replies: int) -> list[Any]:
+        """Send packed commands on one pooled connection and read ``n_replies`` replies.
+
+        Error replies come back as ``redis.ResponseError`` objects in the list (inside an
+        EXEC reply too). Raises ``redis.ConnectionError``/``TimeoutError`` (the connection is
+        then closed) when Redis is unreachable.
+        """
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command([packed], check_health=False)
+            sock = getattr(conn, "_sock", None)
+            if hiredis is not None and sock is not None and str(conn.protocol) in ("2", "3"):
+                return _read_replies(sock, n_replies)
+            results: list[Any] = []
+            read = conn.read_response
+            for _ in range(n_replies):
+                try:
+                    results.append(read())
+                except redis.ResponseError as exc:
+                    results.append(exc)
+            return results
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+
+    def _announce(self, alerts: list[AlertRecord]) -> None:
+        """PUBLISH each newly stored alert (best effort: the stream already holds it)."""
+        pipe = self.client.pipeline(transaction=False)
+        channel = keys.alerts_channel()
+        for a in alerts:
+            pipe.publish(channel, json.dumps({"stream_id": a.stream_id, **a.fields}))
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            self.stats.errors += 1
+            self.stats.last_error = f"publish: {type(exc).__name__}: {exc}"
+            return
+        self.stats.alerts_announced += len(alerts)
+
+    def write_status(self, force: bool = False) -> None:
+        """Rewrite the status file (atomically, at most once per wall second unless ``force``)."""
+        if self.status_file is None:
+            return
+        now = time.time()
+        if not force and now - self._status_written < 1.0:
+            return
+        self._status_written = now
+        st = {
+            "node": self.node,
+            "pid": os.getpid(),
+            "redis_reachable": self._outage_since is None,
+            "outage_since": self._outage_since_wall,
+            "updated": now,
+            **{k: v for k, v in asdict(self.stats).items() if k != "last_error"},
+        }
+        with contextlib.suppress(OSError):
+            self.status_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.status_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(st))
+            tmp.replace(self.status_file)
 
     # -- the thread --------------------------------------------------------------------------
 
@@ -222,6 +537,7 @@ class RedisStore:
                 self.merge(batch)
             if time.monotonic() >= next_flush:
                 self.flush()
+                self.write_status()
                 next_flush = time.monotonic() + self.flush_interval_s
 
     def start(self) -> None:
@@ -238,13 +554,18 @@ class RedisStore:
             for batch in self.queue.get_many(4096, timeout=0.0):
                 self.merge(batch)
         deadline = time.monotonic() + timeout_s
-        while True:
-            if self.flush():
-                return True
-            if time.monotonic() > deadline:
-                self.stats.dropped_commands += self._pending()
-                return False
-            time.sleep(0.2)
+        try:
+            while True:
+                if self.flush():
+                    return True
+                if time.monotonic() > deadline:
+                    self.stats.dropped_commands += self._pending()
+                    return False
+                time.sleep(0.2)
+        finally:
+            if self.status_file is not None:
+                with contextlib.suppress(OSError):
+                    self.status_file.unlink()
 
 
 def encode_bar(bar: dict[str, Any]) -> str:

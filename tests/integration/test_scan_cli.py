@@ -75,8 +75,8 @@ def test_health_reports_redis_and_keys(
     assert report["redis"]["reachable"] is True
     assert report["keys_per_namespace"]["bars"] >= 1
     assert report["keys_per_namespace"]["alerts"] == 1
-    assert report["keys_without_ttl"] == 0
-    assert report["last_tick"]["age_s"] is not None
+    assert report["keys_without_ttl"]["count"] == 0
+    assert report["feeds"]["main"]["age_s"] is not None
 
 
 def test_health_down_when_redis_unreachable(tmp_path: Path) -> None:

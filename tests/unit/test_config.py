@@ -51,13 +51,13 @@ def test_repository_config_loads() -> None:
     assert cfg.redis.url is None
     assert cfg.redis.flush_interval_ms == 200
     assert cfg.redis.ttl_days.runs == 30
-    assert cfg.indicators.ema_periods == (20, 50)
+    assert cfg.indicators.ema_periods == (5, 10, 20, 50, 100, 200)
     assert cfg.risk.risk_per_trade == 0.01
     assert isinstance(cfg.risk.capital, float)
-    assert cfg.alerts.min_confidence == 0.6
+    assert cfg.alerts.min_confidence == 0.85
     assert cfg.alerts.market_hours_only is True
     pats = {p.name: p for p in load_patterns(REPO_CONFIG)}
-    assert set(pats) == {"volume_spike", "breakout"}
+    assert {"volume_spike", "breakout"} <= set(pats) and len(pats) == 21  # every detector
     assert pats["breakout"].params["lookback_bars"] == 20
     assert pats["volume_spike"].cooldown_s == 900
 

@@ -13,10 +13,9 @@ import struct
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_kite_protocol import KINDS, make_packet, make_token
 
 from aion.kite import protocol as P
-
-from test_kite_protocol import KINDS, make_packet, make_token
 
 
 def _frame(rng: random.Random, n_packets: int) -> bytes:

@@ -1,0 +1,96 @@
+"""``aion validate --date D``: forward-validate the stored alerts of one day into a Markdown report.
+
+Reads the day's alert stream and the alerted instruments' regular 1-minute bars from Redis
+(:mod:`aion.store.queries`), follows every alert on the later bars
+(:mod:`aion.validation.forward`), compares each pattern with the random-entry baseline
+(:mod:`aion.validation.stats`) and writes the report (:mod:`aion.validation.report`).
+Windows and baseline settings come from ``validation:`` in ``config/aion.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def validate(
+    date: Annotated[str, typer.Option(help="trading date YYYY-MM-DD (IST)")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Markdown file to write (default validation-DATE.md)"),
+    ] = None,
+    config_dir: Annotated[
+        Path | None,
+        typer.Option("--config", help="folder holding aion.yaml and patterns.yaml"),
+    ] = None,
+) -> None:
+    """Forward-validate the alerts of --date against later bars; write a Markdown report."""
+    from aion.cli.main import _config, _fail, _redis_for_reading
+    from aion.market.time import parse_date
+    from aion.store.queries import read_alerts, read_bars
+    from aion.store.server import RedisUnavailable
+    from aion.validation import (
+        ALL_PATTERNS,
+        random_baseline,
+        render_report,
+        summarize,
+        validate_alerts,
+    )
+
+    try:
+        day = parse_date(date)
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    ymd = day.year * 10_000 + day.month * 100 + day.day
+    cfg = _config(config_dir)
+    vc = cfg.validation
+    try:
+        client, pr = _redis_for_reading(cfg)
+    except RedisUnavailable as exc:
+        _fail(str(exc))
+        return
+    try:
+        alerts = read_alerts(client, ymd)
+        bars = {s: read_bars(client, s, ymd) for s in sorted({a["symbol"] for a in alerts})}
+    finally:
+        client.close()
+        if pr is not None:
+            pr.stop()
+    if not alerts:
+        _fail(f"no alerts stored for {day.isoformat()}; run a scan of that day first", 1)
+    try:
+        rows = validate_alerts(alerts, bars, vc.windows_min)
+        base = random_baseline(
+            alerts, bars, vc.windows_min, vc.baseline_draws, vc.baseline_jitter_min, vc.seed
+        )
+    except ValueError as exc:
+        _fail(f"cannot validate: {exc}", 1)
+        return
+    summary = summarize(rows, base, vc.windows_min)
+    text = render_report(
+        summary, day.isoformat(), len(alerts), vc.baseline_draws, vc.baseline_jitter_min, vc.seed
+    )
+    path = out if out is not None else Path(f"validation-{day.isoformat()}.md")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {path}: {exc}", 1)
+    console = Console()
+    t = Table(title=f"{len(alerts)} alerts of {day.isoformat()}, all patterns -> {path}")
+    for c in ("window", "n", "hit rate", "mean R", "baseline hit rate", "baseline mean R"):
+        t.add_column(c, justify="right")
+    for r in summary.filter(summary["pattern"] == ALL_PATTERNS).iter_rows(named=True):
+        t.add_row(
+            f"{r['window_min']} min",
+            str(r["n"]),
+            f"{r['hit_rate']:.1%}",
+            f"{r['mean_r']:+.2f}",
+            f"{r['base_hit_rate']:.1%}",
+            f"{r['base_mean_r']:+.2f}",
+        )
+    console.print(t)

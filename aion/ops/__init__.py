@@ -1,0 +1,1 @@
+"""Operations: ``aion health``, the nightly ``aion audit`` and structured logging."""

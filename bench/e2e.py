@@ -1,0 +1,361 @@
+"""End-to-end benchmark: N instruments (9,000) through the whole scanner into Redis.
+
+The session is the bundled real 2022-11-11 session (:func:`aion.replay.builder.build_session`
+on ``aion/data/intraday_1min_2022-11-11``) replicated to N instruments by
+:func:`aion.replay.replicate.replicate_session` (distinct tokens, deterministic price and
+volume factors), restricted to an IST window. Everything runs as ``aion scan`` does: the
+default ``config/aion.yaml`` and ``config/patterns.yaml`` (every enabled detector), a private
+redis-server, the Parquet archive, the feed client on real WebSockets (3 connections of
+3,000 tokens).
+
+Two modes, each meant to run in a fresh process (``python -m bench.e2e MODE ...``) so its
+peak RSS is its own:
+
+* ``max``: :class:`aion.app.Scanner` replays the session through its in-process loopback
+  server as fast as possible. Ticks/s = ticks / wall seconds from ``start()`` until the
+  session is complete and everything is flushed to Redis (``stop()`` returned).
+* ``live``: a replay server in a child process (``aion replay serve``) sends the session on
+  a schedule giving every instrument 2 ticks per wall second, the first ``burst_s`` seconds
+  at 5 times that (the opening burst); the scanner connects with ``--ws-url``. Measured:
+  frame receipt (the feed thread's ``recv_ns``) to the end of its compute step, for every
+  frame; frame receipt to alert in the stream: for each alert announced on the pub/sub
+  channel (the store announces an alert right after the stream accepted it), the wall time
+  of the announcement minus the receipt of the first frame whose exchange time reached the
+  alert's bar end (the frame that closed the bar), over all three connections.
+
+Both report per-thread CPU seconds (``/proc/self/task/<tid>/stat``, sampled every 0.1 s while
+the scan runs), process CPU, peak RSS (``getrusage``), queue drops and the scan summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+
+from aion.app import Scanner, ScanOptions
+from aion.config import load_config
+from aion.pipeline.compute import ComputeEngine
+from aion.replay.session_file import SessionWriter, read_session
+from aion.store import keys
+
+BARS_DIR = Path(__file__).resolve().parents[1] / "aion" / "data" / "intraday_1min_2022-11-11"
+DATE = "2022-11-11"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def build_session(work: Path, n_instruments: int, window: str, seed: int = 0) -> Path:
+    """The replicated session file under ``work`` (built once, reused when present)."""
+    from aion.replay.builder import build_session as build_base
+    from aion.replay.replicate import replicate_session
+
+    out = work / f"replicated-{n_instruments}-{window.replace(':', '')}-s{seed}.session"
+    if out.exists():
+        return out
+    base = work / "base-2022-11-11.session.gz"
+    if not base.exists():
+        build_base([BARS_DIR], DATE, base)
+    lo, hi = window.split("-")
+    tmp = out.with_suffix(".tmp")
+    replicate_session(base, n_instruments, tmp, window=(lo, hi), seed=seed, compress=False)
+    tmp.replace(out)
+    return out
+
+
+def live_session(src: Path, ticks_per_s: float, burst: float, burst_s: float) -> tuple[Path, float]:
+    """Rewrite the send schedule of ``src`` for the live test; returns (file, speed).
+
+    ``speed`` (session seconds per wall second) gives each instrument ``ticks_per_s`` ticks per
+    wall second on average; the schedule of the first ``burst_s`` wall seconds is compressed
+    ``burst`` times (the opening burst). Exchange timestamps inside the frames are untouched.
+    """
+    s = read_session(src)
+    n_inst = len(s.header["instruments"])
+    ts = s.ts_ns.astype(np.int64)
+    ticks = sum(int.from_bytes(f[:2], "big") for f in s.frames if len(f) >= 2)
+    span_s = (int(ts[-1]) - int(ts[0])) / 1e9
+    speed = ticks_per_s / (ticks / n_inst / span_s)
+    t0 = int(ts[0])
+    cut = t0 + int(burst * speed * burst_s * 1e9)  # session span sent during the burst
+    new = np.where(ts < cut, t0 + (ts - t0) // int(burst), 0)
+    new = np.where(ts >= cut, t0 + (cut - t0) // int(burst) + (ts - cut), new)
+    out = src.with_name(src.stem + f"-live-b{burst:g}x{burst_s:g}.session")
+    hdr = {k: v for k, v in s.header.items() if k not in ("format", "version")}
+    hdr["start_ns"] = t0
+    with SessionWriter(out, hdr, compress=False) as w:
+        for t, frame in zip(new.tolist(), s.frames, strict=True):
+            w.write(int(t), frame)
+    return out, speed
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) per live thread, by thread name."""
+    out: dict[str, float] = {}
+    for th in threading.enumerate():
+        try:
+            stat = Path(f"/proc/self/task/{th.native_id}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        out[th.name] = (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    return out
+
+
+def _frame_exchange_ts(frame: bytes) -> int:
+    """Exchange timestamp (epoch s) of the first full/index-full packet of a frame, else 0."""
+    if len(frame) < 4:
+        return 0
+    n = int.from_bytes(frame[:2], "big")
+    off = 2
+    for _ in range(n):
+        ln = int.from_bytes(frame[off : off + 2], "big")
+        pkt = off + 2
+        if ln == 184:
+            return int.from_bytes(frame[pkt + 60 : pkt + 64], "big")
+        if ln == 32:
+            return int.from_bytes(frame[pkt + 28 : pkt + 32], "big")
+        off = pkt + ln
+    return 0
+
+
+def _pct(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    a = np.asarray(values) / 1e6
+    return {
+        "n": len(values),
+        "p50_ms": round(float(np.percentile(a, 50)), 3),
+        "p99_ms": round(float(np.percentile(a, 99)), 3),
+        "max_ms": round(float(a.max()), 3),
+    }
+
+
+def _scan(scanner: Scanner, timeout_s: float) -> tuple[dict[str, Any], dict[str, float], float]:
+    """Start, wait for the end condition, stop; returns (summary, thread CPU s, wall s).
+
+    A sampler thread reads every thread's CPU time every 0.1 s until ``stop()`` returned (a
+    thread's last sample is at most 0.1 s before it ended).
+    """
+    cpu: dict[str, float] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            cpu.update(_thread_cpu())
+
+    sampler = threading.Thread(target=sample, name="bench-sampler", daemon=True)
+    t0 = time.perf_counter()
+    scanner.start()
+    sampler.start()
+    deadline = time.monotonic() + timeout_s
+    while not scanner.should_stop() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    summary = scanner.stop().values
+    wall = time.perf_counter() - t0
+    cpu.update(_thread_cpu())
+    done.set()
+    sampler.join()
+    cpu.pop("bench-sampler", None)
+    return summary, cpu, wall
+
+
+def _resources(cpu: dict[str, float], wall: float) -> dict[str, Any]:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    busy = {k: v for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if v >= 0.01}
+    return {
+        "wall_s": round(wall, 3),
+        "process_cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
+        "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),
+        "thread_cpu_s": {k: round(v, 2) for k, v in busy.items()},
+        "thread_cpu_share_of_wall": {k: round(v / wall, 3) for k, v in busy.items()},
+    }
+
+
+def run_max(session: Path, data_dir: Path, timeout_s: float = 600.0) -> dict[str, Any]:
+    """Replay ``session`` at max speed through the full scanner (see the module docstring)."""
+    os.environ["AION_DATA_DIR"] = str(data_dir)
+    cfg = load_config()
+    scanner = Scanner(cfg, ScanOptions(replay=session, speed=None))
+    summary, cpu, wall = _scan(scanner, timeout_s)
+    return {
+        "mode": "max",
+        "instruments": summary["instruments"],
+        "ticks": summary["ticks"],
+        "bars": summary["bars"],
+        "alerts": summary["alerts"],
+        "ticks_per_s": round(summary["ticks"] / wall),
+        "bars_per_s": round(summary["bars"] / wall),
+        "queue_drops": summary["queue_drops"],
+        "redis_flushed": summary["redis_flushed"],
+        "redis_commands": summary["redis_commands"],
+        "stop_reason": summary["stop_reason"],
+        **_resources(cpu, wall),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_live(
+    session: Path,
+    data_dir: Path,
+    ticks_per_s: float = 2.0,
+    burst: float = 5.0,
+    burst_s: float = 10.0,
+    timeout_s: float = 300.0,
+) -> dict[str, Any]:
+    """The live-rate test (see the module docstring); the server runs in a child process."""
+    live, speed = live_session(session, ticks_per_s, burst, burst_s)
+    sess = read_session(live)
+    symbols = [
+        f"{r['exchange']}:{r['tradingsymbol']}" for r in sess.header["instruments"]
+    ]  # every instrument of the session, in the default mode
+    n_frames = len(sess.frames)
+    span_s = (int(sess.ts_ns[-1]) - int(sess.ts_ns[0])) / 1e9 / speed
+    del sess
+    port = _free_port()
+    aion = Path(sys.executable).with_name("aion")
+    server = subprocess.Popen(
+        [str(aion), "replay", "serve", str(live), "--port", str(port), "--speed", f"{speed:g}",
+         "--wait-for-client"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(200):  # wait until it listens
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        os.environ["AION_DATA_DIR"] = str(data_dir)
+        cfg = load_config()
+        opts = ScanOptions(
+            ws_url=f"ws://127.0.0.1:{port}",
+            symbols=symbols,
+            instruments=[live],
+            duration_s=span_s + 5.0,
+            restore=False,
+        )
+        scanner = Scanner(cfg, opts)
+        received: list[tuple[int, int]] = []  # (recv_ns, exchange ts s) per frame
+        put = scanner.raw.put
+
+        def recording_put(item: Any) -> bool:
+            received.append((item[0], _frame_exchange_ts(item[2])))
+            return put(item)
+
+        scanner.raw.put = recording_put  # type: ignore[method-assign]
+        processed: list[int] = []  # frame receipt -> end of its compute step, ns
+        process = ComputeEngine.process
+
+        def timed_process(self: ComputeEngine, frames: list[tuple[int, str, bytes]]) -> Any:
+            out = process(self, frames)
+            done = time.time_ns()
+            processed.extend(done - f[0] for f in frames)
+            return out
+
+        ComputeEngine.process = timed_process  # type: ignore[method-assign]
+        announced: list[tuple[int, str]] = []
+        stop_listen = threading.Event()
+
+        def listen() -> None:
+            assert scanner.redis is not None
+            pool = scanner.redis.connection_pool  # its own pool: stop() closes the scanner's
+            own = redis.Redis(
+                connection_pool=redis.ConnectionPool(
+                    connection_class=pool.connection_class, **pool.connection_kwargs
+                )
+            )
+            ps = own.pubsub(ignore_subscribe_messages=True)
+            ps.subscribe(keys.alerts_channel())
+            while not stop_listen.is_set():
+                msg = ps.get_message(timeout=0.05)
+                if msg is not None:
+                    announced.append((time.time_ns(), json.loads(msg["data"])["stream_id"]))
+            ps.close()
+            own.close()
+
+        listener: threading.Thread | None = None
+        orig_start = scanner._start
+
+        def start_with_listener() -> None:
+            nonlocal listener
+            orig_start()
+            listener = threading.Thread(target=listen, name="bench-listener", daemon=True)
+            listener.start()
+
+        scanner._start = start_with_listener  # type: ignore[method-assign]
+        summary, cpu, wall = _scan(scanner, timeout_s)
+        stop_listen.set()
+        if listener is not None:
+            listener.join()
+        ComputeEngine.process = process  # type: ignore[method-assign]
+    finally:
+        server.terminate()
+        server.wait(10)
+    recv = np.array(sorted(received), np.int64).reshape(-1, 2)
+    # earliest receipt of a frame at or past each exchange second (frames arrive in order)
+    order = np.argsort(recv[:, 1], kind="stable")
+    ts_sorted = recv[order, 1]
+    first_recv = np.minimum.accumulate(recv[order, 0][::-1])[::-1]
+    alert_lat = []
+    for wall_ns, stream_id in announced:
+        bar_end_s = int(stream_id.split("-")[0]) // 1000
+        i = int(np.searchsorted(ts_sorted, bar_end_s))
+        if i < ts_sorted.shape[0]:
+            alert_lat.append(float(wall_ns - first_recv[i]))
+    return {
+        "mode": "live",
+        "instruments": summary["instruments"],
+        "ticks_per_s_per_instrument": ticks_per_s,
+        "burst": burst,
+        "burst_s": burst_s,
+        "replay_speed": round(speed, 2),
+        "session_frames": n_frames,
+        "frames_received": int(recv.shape[0]),
+        "ticks": summary["ticks"],
+        "bars": summary["bars"],
+        "alerts": summary["alerts"],
+        "queue_drops": summary["queue_drops"],
+        "raw_queue_high_water": summary["raw_queue_high_water"],
+        "feed_gaps": summary.get("feed_gaps"),
+        "frame_to_processed": _pct(processed),
+        "frame_to_alert_in_stream": _pct(alert_lat),
+        **_resources(cpu, wall),
+    }
+
+
+def main() -> None:
+    """CLI entry: ``python -m bench.e2e {max,live} --work DIR`` prints the result as JSON."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=("max", "live"))
+    ap.add_argument("--work", type=Path, required=True, help="folder for sessions and data")
+    ap.add_argument("--instruments", type=int, default=9000)
+    ap.add_argument("--window", default="09:15-09:25", help="IST HH:MM-HH:MM of the session")
+    ap.add_argument("--burst-s", type=float, default=10.0)
+    a = ap.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    session = build_session(a.work, a.instruments, a.window)
+    data = a.work / f"data-{a.mode}"
+    shutil.rmtree(data, ignore_errors=True)  # a fresh private Redis and archive per run
+    res = run_max(session, data) if a.mode == "max" else run_live(session, data, burst_s=a.burst_s)
+    res["window_ist"] = a.window
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
