@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SESSION := var/sessions/2022-11-11.session.gz
 
-.PHONY: help setup demo session scan test check format clean
+.PHONY: help setup demo session scan test check format clean bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ scan: demo  ## alias of demo
 
 test: $(BIN)/aion  ## set up, then run the whole test suite (unit + integration, real redis-server)
 	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/aion  ## benchmarks vs same-run baselines (~6 min, not part of test) -> bench/results/latest.{json,md}
+	$(BIN)/python -m bench.run
 
 check: $(BIN)/aion  ## ruff format check, ruff lint, mypy
 	$(BIN)/ruff format --check aion tests

@@ -60,6 +60,11 @@ _DAY_S = 86_400
 _HANDSHAKE_WAIT_S = 5.0  # start() waits this long at most for each connection's first handshake
 
 
+def _frame_bytes(item: object) -> int:
+    """Bytes of a ``raw`` queue item: a frame tuple ``(recv_ns, conn, bytes)``, else 0."""
+    return len(item[2]) if isinstance(item, tuple) else 0
+
+
 class ScanError(RuntimeError):
     """A scan cannot start; ``str()`` is one line saying what to fix."""
 
@@ -137,12 +142,19 @@ class Scanner:
         except ShardingError as exc:
             raise ScanError(str(exc)) from None
         self.raw: BoundedQueue[tuple[int, str, bytes]] = BoundedQueue(
-            "raw", config.queues.raw_maxsize, "block", config.queues.block_timeout_s
+            "raw",
+            config.queues.raw_maxsize,
+            "block",
+            config.queues.block_timeout_s,
+            max_bytes=config.queues.raw_max_mb << 20,
+            size_of=_frame_bytes,
         )
         self.out: BoundedQueue[StoreBatch] = BoundedQueue(
             "out", config.queues.out_maxsize, "block", config.queues.block_timeout_s
         )
         self.session_complete = threading.Event()
+        self._completes = 0  # replay end messages received (one per connection)
+        self._complete_lock = threading.Lock()
         self.stop_requested = threading.Event()
         self.stop_reason = ""
         self.private_redis: PrivateRedis | None = None
@@ -268,7 +280,12 @@ class Scanner:
     def _on_text(self, msg: dict) -> None:
         self.text_messages += 1
         if msg.get("type") == "message" and msg.get("data") == _COMPLETE_DATA:
-            self.session_complete.set()
+            # each connection gets its own end message after its last frame: with 3
+            # connections, stopping at the first one lost the others' last frames
+            with self._complete_lock:
+                self._completes += 1
+                if self._completes >= len(self.feeds):
+                    self.session_complete.set()
 
     def _compute_loop(self) -> None:
         assert self.engine is not None

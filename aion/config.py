@@ -88,8 +88,7 @@ class RedisTlsConfig:
             value = getattr(self, name)
             if value is not None and not Path(value).expanduser().is_file():
                 raise ConfigError(
-                    f"redis.tls.{name}: {value!r} is not a readable file; give the PEM path "
-                    "or null"
+                    f"redis.tls.{name}: {value!r} is not a readable file; give the PEM path or null"
                 )
         if (self.cert_file is None) != (self.key_file is None):
             raise ConfigError(
@@ -125,11 +124,13 @@ class PathsConfig:
 @dataclass(frozen=True)
 class QueuesConfig:
     raw_maxsize: int = 20_000
+    raw_max_mb: int = 128
     out_maxsize: int = 20_000
     block_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         _positive("queues.raw_maxsize", self.raw_maxsize)
+        _positive("queues.raw_max_mb", self.raw_max_mb)
         _positive("queues.out_maxsize", self.out_maxsize)
         _positive("queues.block_timeout_s", self.block_timeout_s)
 

@@ -13,7 +13,9 @@ peak RSS is its own:
 
 * ``max``: :class:`aion.app.Scanner` replays the session through its in-process loopback
   server as fast as possible. Ticks/s = ticks / wall seconds from ``start()`` until the
-  session is complete and everything is flushed to Redis (``stop()`` returned).
+  session is complete and everything is flushed to Redis (``stop()`` returned). The compute
+  steps are timed too: ``tick_path_ticks_per_s`` is ticks / compute-thread seconds outside
+  the closed-bar work (decode, validation, volume, bars, latest state).
 * ``live``: a replay server in a child process (``aion replay serve``) sends the session on
   a schedule giving every instrument 2 ticks per wall second, the first ``burst_s`` seconds
   at 5 times that (the opening burst); the scanner connects with ``--ws-url``. Measured:
@@ -30,8 +32,10 @@ the scan runs), process CPU, peak RSS (``getrusage``), queue drops and the scan 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import resource
 import shutil
 import socket
@@ -39,6 +43,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +135,7 @@ def _frame_exchange_ts(frame: bytes) -> int:
     return 0
 
 
-def _pct(values: list[float]) -> dict[str, float | None]:
+def _pct(values: Sequence[float]) -> dict[str, float | None]:
     if not values:
         return {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
     a = np.asarray(values) / 1e6
@@ -183,12 +188,100 @@ def _resources(cpu: dict[str, float], wall: float) -> dict[str, Any]:
     }
 
 
-def run_max(session: Path, data_dir: Path, timeout_s: float = 600.0) -> dict[str, Any]:
-    """Replay ``session`` at max speed through the full scanner (see the module docstring)."""
+def _profiled_compute() -> tuple[cProfile.Profile, Any]:
+    """Profile every compute step (``ComputeEngine.process``); returns (profile, original)."""
+    prof = cProfile.Profile()
+    process = ComputeEngine.process
+
+    calls = [0]
+
+    def profiled(self: ComputeEngine, frames: list[tuple[int, str, bytes]]) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:  # the first step compiles the Numba kernels: not the steady state
+            return process(self, frames)
+        return prof.runcall(process, self, frames)
+
+    ComputeEngine.process = profiled  # type: ignore[method-assign]
+    return prof, process
+
+
+def hot_spots(prof: cProfile.Profile, top: int = 15, by: str = "own") -> list[dict[str, Any]]:
+    """The ``top`` functions by own time (``by="own"``), or aion's own functions by cumulative
+    time (``by="cum"``): calls, own and cumulative seconds, own share of the profiled time."""
+    st = pstats.Stats(prof)
+    entries = st.stats  # type: ignore[attr-defined]
+    total = sum(v[2] for v in entries.values()) or 1.0
+    root = str(Path(__file__).resolve().parents[1]) + os.sep
+    if by == "own":
+        rows = sorted(entries.items(), key=lambda kv: -kv[1][2])[:top]
+    else:
+        mine = [kv for kv in entries.items() if kv[0][0].startswith(root + "aion")]
+        rows = sorted(mine, key=lambda kv: -kv[1][3])[:top]
+    out = []
+    for (file, line, func), (_cc, nc, tt, ct, _callers) in rows:
+        where = f"{file.replace(root, '')}:{line}" if not file.startswith("~") else "builtin"
+        out.append(
+            {
+                "function": f"{func} ({where})",
+                "calls": nc,
+                "own_s": round(tt, 3),
+                "cum_s": round(ct, 3),
+                "own_share": round(tt / total, 3),
+            }
+        )
+    return out
+
+
+def run_max(
+    session: Path, data_dir: Path, timeout_s: float = 600.0, profile: bool = False
+) -> dict[str, Any]:
+    """Replay ``session`` at max speed through the full scanner (see the module docstring).
+
+    With ``profile`` the compute steps run under cProfile (slower: for hot spots only).
+    """
     os.environ["AION_DATA_DIR"] = str(data_dir)
     cfg = load_config()
     scanner = Scanner(cfg, ScanOptions(replay=session, speed=None))
-    summary, cpu, wall = _scan(scanner, timeout_s)
+    prof, original = _profiled_compute() if profile else (None, None)
+    # compute-thread seconds in compute steps, and in their closed-bar work (finish() at
+    # shutdown closes the forming bars on the main thread: not counted)
+    spent = {"process": 0.0, "bars": 0.0}
+    process, on_bars = ComputeEngine.process, ComputeEngine._on_bars
+    compute_thread: list[int] = []
+
+    def timed_process(self: ComputeEngine, frames: list[tuple[int, str, bytes]]) -> Any:
+        compute_thread[:] = [threading.get_ident()]
+        t0 = time.perf_counter()
+        try:
+            return process(self, frames)
+        finally:
+            spent["process"] += time.perf_counter() - t0
+
+    def timed_bars(self: ComputeEngine, closed: np.ndarray, batch: Any) -> None:
+        t0 = time.perf_counter()
+        try:
+            on_bars(self, closed, batch)
+        finally:
+            if compute_thread == [threading.get_ident()]:
+                spent["bars"] += time.perf_counter() - t0
+
+    ComputeEngine.process = timed_process  # type: ignore[method-assign]
+    ComputeEngine._on_bars = timed_bars  # type: ignore[method-assign]
+    try:
+        summary, cpu, wall = _scan(scanner, timeout_s)
+    finally:
+        ComputeEngine.process, ComputeEngine._on_bars = process, on_bars  # type: ignore[method-assign]
+    tick_path_s = max(spent["process"] - spent["bars"], 1e-9)
+    if prof is not None:
+        ComputeEngine.process = original  # type: ignore[method-assign,assignment]
+        return {
+            "mode": "profile",
+            "ticks": summary["ticks"],
+            "bars": summary["bars"],
+            "wall_s": round(wall, 3),
+            "hot_spots": hot_spots(prof),
+            "hot_spots_cumulative": hot_spots(prof, 20, by="cum"),
+        }
     return {
         "mode": "max",
         "instruments": summary["instruments"],
@@ -197,6 +290,9 @@ def run_max(session: Path, data_dir: Path, timeout_s: float = 600.0) -> dict[str
         "alerts": summary["alerts"],
         "ticks_per_s": round(summary["ticks"] / wall),
         "bars_per_s": round(summary["bars"] / wall),
+        "compute_s": round(spent["process"], 3),
+        "bar_close_s": round(spent["bars"], 3),
+        "tick_path_ticks_per_s": round(summary["ticks"] / tick_path_s),
         "queue_drops": summary["queue_drops"],
         "redis_flushed": summary["redis_flushed"],
         "redis_commands": summary["redis_commands"],
@@ -231,10 +327,20 @@ def run_live(
     port = _free_port()
     aion = Path(sys.executable).with_name("aion")
     server = subprocess.Popen(
-        [str(aion), "replay", "serve", str(live), "--port", str(port), "--speed", f"{speed:g}",
-         "--wait-for-client"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(aion),
+            "replay",
+            "serve",
+            str(live),
+            "--port",
+            str(port),
+            "--speed",
+            f"{speed:g}",
+            "--wait-for-client",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(200):  # wait until it listens
             with socket.socket() as s:
@@ -318,6 +424,8 @@ def run_live(
         i = int(np.searchsorted(ts_sorted, bar_end_s))
         if i < ts_sorted.shape[0]:
             alert_lat.append(float(wall_ns - first_recv[i]))
+    if os.environ.get("AION_BENCH_DEBUG"):
+        print(json.dumps({"announced": announced[:50], "recv": recv[:400].tolist()}))
     return {
         "mode": "live",
         "instruments": summary["instruments"],
@@ -342,7 +450,7 @@ def run_live(
 def main() -> None:
     """CLI entry: ``python -m bench.e2e {max,live} --work DIR`` prints the result as JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=("max", "live"))
+    ap.add_argument("mode", choices=("max", "live", "profile"))
     ap.add_argument("--work", type=Path, required=True, help="folder for sessions and data")
     ap.add_argument("--instruments", type=int, default=9000)
     ap.add_argument("--window", default="09:15-09:25", help="IST HH:MM-HH:MM of the session")
@@ -352,7 +460,10 @@ def main() -> None:
     session = build_session(a.work, a.instruments, a.window)
     data = a.work / f"data-{a.mode}"
     shutil.rmtree(data, ignore_errors=True)  # a fresh private Redis and archive per run
-    res = run_max(session, data) if a.mode == "max" else run_live(session, data, burst_s=a.burst_s)
+    if a.mode == "live":
+        res = run_live(session, data, burst_s=a.burst_s)
+    else:
+        res = run_max(session, data, profile=a.mode == "profile")
     res["window_ist"] = a.window
     print(json.dumps(res))
 

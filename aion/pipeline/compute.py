@@ -29,14 +29,19 @@ from aion.feed.gaps import GapTracker
 from aion.indicators.core import IndicatorCore
 from aion.instruments.master import Instrument
 from aion.kite.protocol import FRAME_HEARTBEAT, FRAME_STATUS_REASONS, MODE_LTP, decode_frames
-from aion.market.time import SEGMENT_NAMES, SEGMENT_REGULAR, session_dates, to_ist
+from aion.market.time import (
+    SEGMENT_NAMES,
+    SEGMENT_REGULAR,
+    minute_of_day_ist,
+    session_dates,
+)
 from aion.options.chain import ChainTracker
 from aion.options.symbols import underlying_symbol
 from aion.patterns.registry import InstrumentView, PatternEngine
 from aion.pipeline.book import BookTracker
 from aion.risk.manager import RiskManager
 from aion.store import keys
-from aion.store.writer import AlertRecord, StoreBatch, encode_bar
+from aion.store.writer import AlertRecord, StoreBatch, encode_bars
 from aion.volume.analytics import VolumeAnalytics
 from aion.volume.state import VolumeStateManager
 
@@ -46,6 +51,34 @@ HISTORY_BARS = 64
 # Exchange timestamps outside this range are rejected as absurd (2000-01-01 .. 2100-01-01 UTC).
 _MIN_TS = 946_684_800
 _MAX_TS = 4_102_444_800
+
+
+MAX_CHUNK_PACKETS = 65_536
+"""A batch of frames is decoded and processed in chunks of at most about this many packets
+(one frame more at most): a 9,000-instrument feed queues frames of 3,000 packets, and one
+512-frame batch decoded at once is a 500 MB tick array (336 bytes a row), which glibc then
+keeps (see :mod:`aion.pipeline.allocator`). Chunking changes no result: every stage is
+incremental in arrival order."""
+
+
+def _chunks(
+    frames: list[tuple[int, str, bytes]], max_packets: int
+) -> list[list[tuple[int, str, bytes]]]:
+    """Split raw-queue items in arrival order so each part holds at most ~``max_packets``
+    packets (the u16 packet count heading each binary frame; a part holds at least one
+    item; gap markers count 0)."""
+    out: list[list[tuple[int, str, bytes]]] = []
+    cur: list[tuple[int, str, bytes]] = []
+    n = 0
+    for f in frames:
+        k = int.from_bytes(f[2][:2], "big") if isinstance(f[2], bytes) else 0  # gap marker: 0
+        if cur and n + k > max_packets:
+            out.append(cur)
+            cur, n = [], 0
+        cur.append(f)
+        n += k
+    out.append(cur)
+    return out
 
 
 @dataclass
@@ -171,6 +204,10 @@ class ComputeEngine:
         self.alerts: list[Alert] = []
         self._last_wall_frame_ns = 0
         self.gap_tracker = GapTracker(self._tokens)  # feed gaps: flag first ticks after them
+        # latest tick per instrument, gathered over the chunks of one batch (see _latest_state)
+        self._latest: list[tuple[np.ndarray, ...]] = []
+        self._tick_keys = [keys.tick(i.symbol) for i in self.slot_inst]
+        self._volume_keys = [keys.volume_state(i.symbol) for i in self.slot_inst]
 
     # -- decoding ----------------------------------------------------------------------------
 
@@ -203,10 +240,12 @@ class ComputeEngine:
     def process(self, frames: list[tuple[int, str, bytes]]) -> StoreBatch:
         """Run one batch of raw frames ``(recv_ns, connection, bytes)`` through the pipeline."""
         batch = StoreBatch()
-        ticks = self._decode(frames)
         c = self.counters
-        if ticks.shape[0]:
-            self._process_ticks(ticks, batch)
+        for chunk in _chunks(frames, MAX_CHUNK_PACKETS):  # bounded arrays, same results
+            ticks = self._decode(chunk)
+            if ticks.shape[0]:
+                self._process_ticks(ticks, batch)
+        self._write_latest(batch)
         for key, records in self.gap_tracker.store_writes(self.clock).items():
             batch.state.setdefault(key, {}).update(records)
         if self._last_wall_frame_ns:
@@ -232,8 +271,8 @@ class ComputeEngine:
         c.untimed_ticks += int(untimed.sum())
         c.invalid_ticks += int((~untimed & (bad_ts | bad_val)).sum())
         c.unknown_tokens += int((~known).sum())
-        if not keep.all():
-            ticks, ts, pos_c = ticks[keep], ts[keep], pos_c[keep]
+        if not keep.all():  # price too: it feeds the bars and analytics below
+            ticks, ts, pos_c, price = ticks[keep], ts[keep], pos_c[keep], price[keep]
         if ticks.shape[0] == 0:
             return
         slots = self._slot_of_sorted[pos_c]
@@ -291,6 +330,15 @@ class ComputeEngine:
         snap["bar_cumulative"] = snap["last_cumulative"] - unbarred
         return snap
 
+    _LATEST_FIELDS = (
+        "last_price",
+        "mode",
+        "volume_traded",
+        "last_traded_quantity",
+        "average_traded_price",
+        "oi",
+    )
+
     def _latest_state(
         self,
         ticks: np.ndarray,
@@ -299,25 +347,41 @@ class ComputeEngine:
         has_volume: np.ndarray,
         batch: StoreBatch,
     ) -> None:
-        # last tick per slot in this batch
+        """Keep the last tick per slot of this chunk (columns only, no per-tick objects);
+        :meth:`_write_latest` turns them into tick-state writes once per batch."""
         rev = slots[::-1]
         uniq, idx_rev = np.unique(rev, return_index=True)
         last = slots.shape[0] - 1 - idx_rev
-        for s, i in zip(uniq.tolist(), last.tolist(), strict=True):
-            sym = self.slot_inst[s].symbol
-            t = ticks[i]
-            state = {
-                "last_price": f"{float(t['last_price']):.2f}",
-                "exchange_timestamp": str(int(ts[i])),
-                "mode": str(int(t["mode"])),
+        cols = tuple(ticks[f][last] for f in self._LATEST_FIELDS)
+        self._latest.append((uniq, ts[last], has_volume[last], *cols))
+
+    def _write_latest(self, batch: StoreBatch) -> None:
+        """The latest tick hash (and volume state) of every instrument that ticked in this
+        batch: ``last_price``/``average_traded_price`` in rupees with 2 decimals, Kite's
+        integer fields as text; the volume fields only for ticks that carry volume."""
+        if not self._latest:
+            return
+        parts, self._latest = self._latest, []
+        cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
+        slots = cols[0]
+        rev = slots[::-1]
+        uniq, idx_rev = np.unique(rev, return_index=True)
+        last = slots.shape[0] - 1 - idx_rev
+        ts, has_vol, price, mode, vol, ltq, atp, oi = (c[last].tolist() for c in cols[1:])
+        state = batch.state
+        for j, s in enumerate(uniq.tolist()):
+            tick = {
+                "last_price": f"{price[j]:.2f}",
+                "exchange_timestamp": str(ts[j]),
+                "mode": str(mode[j]),
             }
-            if has_volume[i]:
-                state["volume_traded"] = str(int(t["volume_traded"]))
-                state["last_traded_quantity"] = str(int(t["last_traded_quantity"]))
-                state["average_traded_price"] = f"{float(t['average_traded_price']):.2f}"
-                state["oi"] = str(int(t["oi"]))
-                batch.state[keys.volume_state(sym)] = self._volume_snapshot(s)
-            batch.state[keys.tick(sym)] = state
+            if has_vol[j]:
+                tick["volume_traded"] = str(vol[j])
+                tick["last_traded_quantity"] = str(ltq[j])
+                tick["average_traded_price"] = f"{atp[j]:.2f}"
+                tick["oi"] = str(oi[j])
+                state[self._volume_keys[s]] = self._volume_snapshot(s)
+            state[self._tick_keys[s]] = tick
 
     def _on_bars(self, closed: np.ndarray, batch: StoreBatch) -> None:
         c = self.counters
@@ -325,24 +389,15 @@ class ComputeEngine:
         dates = session_dates(closed["start"])
         self.analytics.on_closed_bars(closed, self.volume.first_cumulative)
         per_key: dict[str, dict[str, str]] = {}
-        for b, d in zip(closed, dates.tolist(), strict=True):
-            sym = self.slot_inst[int(b["slot"])].symbol
-            regular = int(b["segment"]) == SEGMENT_REGULAR
-            k = keys.bars_1m(sym, d) if regular else keys.bars_1m_ext(sym, d)
-            per_key.setdefault(k, {})[to_ist(int(b["start"])).strftime("%H:%M")] = encode_bar(
-                {
-                    "start": int(b["start"]),
-                    "open": round(float(b["open"]), 4),
-                    "high": round(float(b["high"]), 4),
-                    "low": round(float(b["low"]), 4),
-                    "close": round(float(b["close"]), 4),
-                    "volume": int(b["volume"]),
-                    "oi": int(b["oi"]),
-                    "ticks": int(b["ticks"]),
-                    "segment": SEGMENT_NAMES[int(b["segment"])],
-                    **({"gap": True} if b["gap"] else {}),
-                }
-            )
+        texts = encode_bars(closed, SEGMENT_NAMES)  # columnar: no per-bar dict or json call
+        minutes = minute_of_day_ist(closed["start"]).tolist()
+        regular = (closed["segment"] == SEGMENT_REGULAR).tolist()
+        for slot, d, m, reg_bar, text in zip(
+            closed["slot"].tolist(), dates.tolist(), minutes, regular, texts, strict=True
+        ):
+            sym = self.slot_inst[slot].symbol
+            k = keys.bars_1m(sym, d) if reg_bar else keys.bars_1m_ext(sym, d)
+            per_key.setdefault(k, {})[f"{m // 60:02d}:{m % 60:02d}"] = text  # IST HH:MM
         batch.bars.extend(per_key.items())
         for s in np.unique(closed["slot"]).tolist():  # bars written -> their volume state too
             if self.volume.seen[s]:
@@ -375,10 +430,10 @@ class ComputeEngine:
                 group["close"],
                 group["volume"].astype(np.float64),
             )
-            values = self.indicators.values(slots)
+            columns = {n: v.tolist() for n, v in self.indicators.values(slots).items()}
             candidates: list[Candidate] = []
             for j in range(hi - lo):
-                ind = {n: float(v[j]) for n, v in values.items()}
+                ind = {n: col[j] for n, col in columns.items()}
                 candidates += self._on_regular_bar(group[j], int(reg_dates[lo + j]), ind, batch)
             # the alert policy (conflicts, rate limit) decides over the whole minute at once
             for alert in self.alert_manager.consider_many(int(starts[lo]), candidates):

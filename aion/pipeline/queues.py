@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
@@ -41,6 +42,10 @@ class BoundedQueue(Generic[T]):
         maxsize: capacity in items (> 0).
         policy: ``block`` or ``drop_newest`` (see module docstring).
         block_timeout_s: longest wait of a blocked producer before it drops, seconds.
+        max_bytes: optional second bound, in bytes of the queued items as measured by
+            ``size_of`` (the ``raw`` queue holds frames of up to megabytes each, so an item
+            count alone does not bound memory); one item is always admitted.
+        size_of: bytes of one item (required with ``max_bytes``).
     """
 
     def __init__(
@@ -49,9 +54,17 @@ class BoundedQueue(Generic[T]):
         maxsize: int,
         policy: OverflowPolicy = "block",
         block_timeout_s: float = 30.0,
+        max_bytes: int | None = None,
+        size_of: Callable[[T], int] | None = None,
     ) -> None:
         if maxsize <= 0:
             raise ValueError(f"queue {name}: maxsize must be > 0, got {maxsize}")
+        if max_bytes is not None and (max_bytes <= 0 or size_of is None):
+            raise ValueError(f"queue {name}: max_bytes must be > 0 and needs size_of")
+        self.max_bytes = max_bytes
+        self._size_of = size_of
+        self._bytes = 0
+        self._room = threading.Condition()
         self.name = name
         self.maxsize = maxsize
         self.policy = policy
@@ -60,8 +73,50 @@ class BoundedQueue(Generic[T]):
         self._q: queue.Queue[T] = queue.Queue(maxsize)
         self._lock = threading.Lock()
 
+    def _reserve(self, nbytes: int) -> bool:
+        """Wait (per policy) until ``nbytes`` fit under ``max_bytes``; False = drop it."""
+        assert self.max_bytes is not None
+        with self._room:
+            if self._bytes and self._bytes + nbytes > self.max_bytes:
+                if self.policy == "drop_newest":
+                    return False
+                t0 = time.monotonic()
+                ok = self._room.wait_for(
+                    lambda: not self._bytes or self._bytes + nbytes <= self.max_bytes,  # type: ignore[operator]
+                    timeout=self.block_timeout_s,
+                )
+                with self._lock:
+                    self.stats.blocked_s += time.monotonic() - t0
+                if not ok:
+                    return False
+            self._bytes += nbytes
+            return True
+
+    def _release(self, items: list[T]) -> None:
+        if self._size_of is None or not items:
+            return
+        freed = sum(self._size_of(i) for i in items)
+        with self._room:
+            self._bytes -= freed
+            self._room.notify_all()
+
     def put(self, item: T) -> bool:
         """Enqueue ``item``; returns False (and counts a drop) when it could not."""
+        if self._size_of is not None:
+            nbytes = self._size_of(item)
+            if not self._reserve(nbytes):
+                with self._lock:
+                    self.stats.dropped += 1
+                return False
+            if not self._put(item):
+                with self._room:
+                    self._bytes -= nbytes
+                    self._room.notify_all()
+                return False
+            return True
+        return self._put(item)
+
+    def _put(self, item: T) -> bool:
         try:
             self._q.put_nowait(item)
         except queue.Full:
@@ -88,7 +143,9 @@ class BoundedQueue(Generic[T]):
 
     def get(self, timeout: float | None = None) -> T:
         """Dequeue one item; raises ``queue.Empty`` after ``timeout`` seconds."""
-        return self._q.get(timeout=timeout)
+        item = self._q.get(timeout=timeout)
+        self._release([item])
+        return item
 
     def get_many(self, max_items: int, timeout: float) -> list[T]:
         """Up to ``max_items`` items: waits ``timeout`` s for the first, then takes the rest."""
@@ -102,6 +159,7 @@ class BoundedQueue(Generic[T]):
                 items.append(self._q.get_nowait())
             except queue.Empty:
                 break
+        self._release(items)
         return items
 
     def qsize(self) -> int:

@@ -91,7 +91,7 @@ def _window_ns(date: dt.date, window: tuple[str, str] | None) -> tuple[int, int]
 
 
 def _copy_tokens(count: int, master: InstrumentMaster) -> np.ndarray:
-    out = []
+    out: list[int] = []
     i = 0
     while len(out) < count:
         tok = (_TOKEN_BASE + i) << 8 | 1
@@ -131,7 +131,9 @@ def replicate_session(
             f"--replicate {n_instruments}: give between {len(originals)} (the base session) "
             f"and {limit} instruments (3 connections x 3,000 tokens)"
         )
-    bases = [i for i in originals if i.exchange == "NSE" and i.instrument_type == "EQ"]
+    bases = [
+        i for i in originals if i.exchange == "NSE" and i.instrument_type == "EQ" and not i.is_index
+    ]
     if not bases:
         raise ValueError("the base session holds no NSE equities to replicate")
     n_copies = n_instruments - len(originals)
