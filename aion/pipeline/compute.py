@@ -293,7 +293,7 @@ class ComputeEngine:
             batch.state.update(self.options.store_writes(updated))
         self.book.on_ticks(ticks, slots, ts)
         closed = self.bars.update(slots, ts, price, incr, ticks["oi"], gap)
-        self._latest_state(ticks, slots, ts, has_volume, batch)
+        self._latest_state(ticks, slots, ts, has_volume)
         if closed.shape[0]:
             self._on_bars(closed, batch)
 
@@ -345,7 +345,6 @@ class ComputeEngine:
         slots: np.ndarray,
         ts: np.ndarray,
         has_volume: np.ndarray,
-        batch: StoreBatch,
     ) -> None:
         """Keep the last tick per slot of this chunk (columns only, no per-tick objects);
         :meth:`_write_latest` turns them into tick-state writes once per batch."""
