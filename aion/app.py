@@ -61,8 +61,13 @@ _HANDSHAKE_WAIT_S = 5.0  # start() waits this long at most for each connection's
 
 
 def _frame_bytes(item: object) -> int:
-    """Bytes of a ``raw`` queue item: a frame tuple ``(recv_ns, conn, bytes)``, else 0."""
-    return len(item[2]) if isinstance(item, tuple) else 0
+    """Bytes of a ``raw`` queue item: ``(recv_ns, conn, frame)`` -> ``len(frame)``; 0 for a
+    gap marker ``(recv_ns, conn, Gap)`` or anything else."""
+    if isinstance(item, tuple) and len(item) == 3:
+        frame = item[2]
+        if isinstance(frame, bytes | bytearray | memoryview):
+            return len(frame)
+    return 0
 
 
 class ScanError(RuntimeError):
