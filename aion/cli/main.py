@@ -24,7 +24,7 @@ from aion.cli.session_cmd import session_app
 from aion.cli.validate_cmd import validate
 from aion.cli.volume_cmd import rvol
 from aion.config import AionConfig, ConfigError, load_config
-from aion.market.time import parse_date
+from aion.market.time import parse_date, ymd
 from aion.ops.logging import log_event
 from aion.store.server import RedisUnavailable
 
@@ -242,7 +242,7 @@ def bars(
             except ValueError as exc:
                 _fail(str(exc))
                 return
-            d = pd_.year * 10_000 + pd_.month * 100 + pd_.day
+            d = ymd(pd_)
         rows = read_bars(client, symbol, d, extended=extended)
     finally:
         client.close()

@@ -30,7 +30,7 @@ def validate(
 ) -> None:
     """Forward-validate the alerts of --date against later bars; write a Markdown report."""
     from aion.cli.main import _config, _fail, _redis_for_reading
-    from aion.market.time import parse_date
+    from aion.market.time import parse_date, ymd
     from aion.store.queries import read_alerts, read_bars
     from aion.store.server import RedisUnavailable
     from aion.validation import (
@@ -46,7 +46,7 @@ def validate(
     except ValueError as exc:
         _fail(str(exc))
         return
-    ymd = day.year * 10_000 + day.month * 100 + day.day
+    day_ymd = ymd(day)
     cfg = _config(config_dir)
     vc = cfg.validation
     try:
@@ -55,8 +55,8 @@ def validate(
         _fail(str(exc))
         return
     try:
-        alerts = read_alerts(client, ymd)
-        bars = {s: read_bars(client, s, ymd) for s in sorted({a["symbol"] for a in alerts})}
+        alerts = read_alerts(client, day_ymd)
+        bars = {s: read_bars(client, s, day_ymd) for s in sorted({a["symbol"] for a in alerts})}
     finally:
         client.close()
         if pr is not None:

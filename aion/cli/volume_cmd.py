@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aion.config import ConfigError, load_config
-from aion.market.time import parse_date
+from aion.market.time import parse_date, ymd
 from aion.store import keys
 from aion.store.queries import read_hash
 from aion.store.server import PrivateRedis, RedisUnavailable, connect
@@ -62,7 +62,7 @@ def rvol(
     except (ConfigError, ValueError) as exc:
         _fail(str(exc))
         return
-    ymd = d.year * 10_000 + d.month * 100 + d.day
+    day_ymd = ymd(d)
     private = None
     try:
         url = cfg.redis.url
@@ -71,7 +71,7 @@ def rvol(
             url = private.start()
         client = connect(url)
         try:
-            stored = read_hash(client, keys.rvol(symbol, ymd))
+            stored = read_hash(client, keys.rvol(symbol, day_ymd))
         finally:
             client.close()
     except RedisUnavailable as exc:
@@ -84,12 +84,14 @@ def rvol(
     if field is not None:
         rows = [r for r in rows if r["time"] == field]
     if not rows:
-        _fail(f"no RVOL stored for {symbol} on {ymd}{' at ' + time if time else ''}", 1)
+        _fail(f"no RVOL stored for {symbol} on {day_ymd}{' at ' + time if time else ''}", 1)
     if json_out:
         for r in rows:
             print(json.dumps(r, sort_keys=True))
         return
-    t = Table(title=f"{symbol} volume statistics {ymd} (IST bar start; cumulative after the bar)")
+    t = Table(
+        title=f"{symbol} volume statistics {day_ymd} (IST bar start; cumulative after the bar)"
+    )
     for c in _COLUMNS:
         t.add_column(c, justify="right")
     for r in rows:

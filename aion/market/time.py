@@ -42,10 +42,14 @@ def from_ist(date: dt.date, hh: int, mm: int, ss: int = 0) -> int:
     return int(dt.datetime(date.year, date.month, date.day, hh, mm, ss, tzinfo=IST).timestamp())
 
 
+def ymd(d: dt.date) -> int:
+    """A date as the int YYYYMMDD used in key names and summaries."""
+    return d.year * 10_000 + d.month * 100 + d.day
+
+
 def session_date(epoch_s: int) -> int:
     """Trading date of an exchange timestamp as an int YYYYMMDD (IST calendar date)."""
-    d = to_ist(epoch_s).date()
-    return d.year * 10_000 + d.month * 100 + d.day
+    return ymd(to_ist(epoch_s).date())
 
 
 def session_dates(epoch_s: np.ndarray) -> np.ndarray:

@@ -36,9 +36,8 @@ from aion.archive import archive_root
 from aion.config import AionConfig
 from aion.market.time import to_ist
 from aion.store import keys
-from aion.store.writer import merge_store_status
+from aion.store.writer import RUNS_MAXLEN, merge_store_status
 
-RUNS_MAXLEN = 1000
 """Approximate MAXLEN of the run-summary streams (the store writes ``XADD MAXLEN ~ 1000``)."""
 
 # Approximate trimming (XADD MAXLEN ~) removes whole stream nodes of at most this many

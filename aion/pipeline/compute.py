@@ -107,19 +107,6 @@ class _History:
         self.count = np.zeros(capacity, np.int64)
         self.date = np.zeros(capacity, np.int64)
 
-    def ensure(self, n: int) -> None:
-        cap = self.data.shape[0]
-        if n <= cap:
-            return
-        new = max(n, 2 * cap)
-        data = np.zeros((new, len(self.FIELDS), HISTORY_BARS), np.float64)
-        data[:cap] = self.data
-        count = np.zeros(new, np.int64)
-        count[:cap] = self.count
-        date = np.zeros(new, np.int64)
-        date[:cap] = self.date
-        self.data, self.count, self.date = data, count, date
-
     def view(self, slot: int, date: int) -> dict[str, np.ndarray]:
         """Bars of ``date`` before the current one, oldest first."""
         n = int(self.count[slot]) if self.date[slot] == date else 0

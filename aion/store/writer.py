@@ -110,6 +110,9 @@ class TtlSeconds:
     runs: int
 
 
+RUNS_MAXLEN = 1000
+"""Approximate MAXLEN of each day's run-summary stream (one entry per scan)."""
+
 STATUS_STALE_S = 10.0
 """A store status file older than this (wall seconds) describes no running scanner."""
 
@@ -384,7 +387,9 @@ class RedisStore:
                 owners.append((k,))
                 expired.append(k)
         for date, summary in self._runs:
-            cmds.command("XADD", keys.runs(date), "MAXLEN", "~", "1000", "*", *_flat(summary))
+            cmds.command(
+                "XADD", keys.runs(date), "MAXLEN", "~", str(RUNS_MAXLEN), "*", *_flat(summary)
+            )
             cmds.command("EXPIRE", keys.runs(date), str(self.ttl.runs))
             owners.extend(((), ()))
         packed = cmds.packed()

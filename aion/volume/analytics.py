@@ -29,7 +29,7 @@ from aion.bars.rollup import RollupBuilder, session_minute
 from aion.config import AionConfig
 from aion.instruments.master import Instrument
 from aion.market.calendar import MarketCalendar
-from aion.market.time import SEGMENT_REGULAR, segment_of, to_ist
+from aion.market.time import SEGMENT_REGULAR, segment_of, to_ist, ymd
 from aion.store import keys
 from aion.store.writer import StoreBatch, encode_bar
 from aion.volume.averages import bundled_daily_dir
@@ -265,7 +265,7 @@ class VolumeAnalytics:
         for r in out:
             start = int(r["start"])
             ist = to_ist(start)
-            date = ist.year * 10_000 + ist.month * 100 + ist.day
+            date = ymd(ist.date())
             sym = self.instruments[int(r["slot"])].symbol
             bar = {
                 "start": start,
