@@ -42,7 +42,7 @@ from aion.pipeline.book import BookTracker
 from aion.risk.manager import RiskManager
 from aion.store import keys
 from aion.store.writer import AlertRecord, StoreBatch, encode_bars
-from aion.volume.analytics import VolumeAnalytics
+from aion.volume.analytics import BarAnalytics, VolumeAnalytics
 from aion.volume.state import VolumeStateManager
 
 HISTORY_BARS = 64
@@ -114,13 +114,16 @@ class _History:
         idx = (np.arange(n - m, n)) % HISTORY_BARS
         return {f: self.data[slot, i, idx] for i, f in enumerate(self.FIELDS)}
 
-    def append(self, slot: int, date: int, values: tuple[float, ...]) -> None:
-        if self.date[slot] != date:
-            self.date[slot] = date
-            self.count[slot] = 0
-        pos = int(self.count[slot]) % HISTORY_BARS
-        self.data[slot, :, pos] = values
-        self.count[slot] += 1
+    def append_many(self, slots: np.ndarray, dates: np.ndarray, bars: np.ndarray) -> None:
+        """Append one closed bar per slot: slots int64 (n,) distinct, session dates int64
+        YYYYMMDD (n,), ``BAR_DTYPE`` rows (n,)."""
+        new_day = self.date[slots] != dates
+        self.date[slots] = dates
+        self.count[slots] = np.where(new_day, 0, self.count[slots])
+        pos = self.count[slots] % HISTORY_BARS
+        for i, f in enumerate(self.FIELDS):
+            self.data[slots, i, pos] = bars[f]
+        self.count[slots] += 1
 
 
 class ComputeEngine:
@@ -406,49 +409,75 @@ class ComputeEngine:
             strict=True,
         ):
             group = reg[lo:hi]
+            dates_g = reg_dates[lo:hi]
             slots = group["slot"].astype(np.int64)
             self.indicators.update(
                 slots,
-                reg_dates[lo:hi],
+                dates_g,
                 group["open"],
                 group["high"],
                 group["low"],
                 group["close"],
                 group["volume"].astype(np.float64),
             )
-            columns = {n: v.tolist() for n, v in self.indicators.values(slots).items()}
-            candidates: list[Candidate] = []
-            for j in range(hi - lo):
-                ind = {n: col[j] for n, col in columns.items()}
-                candidates += self._on_regular_bar(group[j], int(reg_dates[lo + j]), ind, batch)
+            ind = self.indicators.values(slots)  # name -> float64 (n,)
+            va = self.analytics.on_regular_bars(group, dates_g)
+            self.analytics.record_bars(group, dates_g, va, batch)
+            self._write_indicators(group, ind, batch)
+            candidates = self._detect(group, dates_g, ind, va)
+            self.history.append_many(slots, dates_g, group)
             # the alert policy (conflicts, rate limit) decides over the whole minute at once
             for alert in self.alert_manager.consider_many(int(starts[lo]), candidates):
                 self.alerts.append(alert)
                 self.recent_alerts = [*self.recent_alerts, alert][-10:]
                 batch.alerts.append(AlertRecord(alert.date, alert.stream_id, alert.fields()))
 
-    def _on_regular_bar(
-        self, bar: np.void, date: int, ind: dict[str, float], batch: StoreBatch
+    def _write_indicators(
+        self, group: np.ndarray, ind: dict[str, np.ndarray], batch: StoreBatch
+    ) -> None:
+        """The indicator state hash of every instrument of a minute group (6 decimals, "nan")."""
+        columns = {n: v.tolist() for n, v in ind.items()}
+        slots, starts = group["slot"].tolist(), group["start"].tolist()
+        for j, (s, start) in enumerate(zip(slots, starts, strict=True)):
+            state = {
+                k: ("nan" if math.isnan(col[j]) else f"{col[j]:.6f}") for k, col in columns.items()
+            }
+            state["bar_start"] = str(start)
+            batch.state[keys.indicators(self.slot_inst[s].symbol)] = state
+
+    def _detect(
+        self,
+        group: np.ndarray,
+        dates: np.ndarray,
+        ind: dict[str, np.ndarray],
+        va: list[BarAnalytics],
     ) -> list[Candidate]:
+        """Pattern engine and risk plan for the closed regular bars of one minute."""
+        columns = {n: v.tolist() for n, v in ind.items()}
+        out: list[Candidate] = []
+        for j in range(group.shape[0]):
+            view = self._view(group[j], int(dates[j]), {n: c[j] for n, c in columns.items()},
+                              va[j])  # fmt: skip
+            for sig in self.patterns.detect(view):
+                act = self.patterns.settings(sig.pattern)
+                plan = self.risk.plan(sig, view)
+                out.append(Candidate(sig, view, plan, act.min_confidence, act.cooldown_s))
+        return out
+
+    def _view(
+        self, bar: np.void, date: int, ind: dict[str, float], va: BarAnalytics
+    ) -> InstrumentView:
+        """What the detectors see of one closed regular bar (history before it)."""
         s = int(bar["slot"])
         inst = self.slot_inst[s]
-        values = (
-            float(bar["open"]),
-            float(bar["high"]),
-            float(bar["low"]),
-            float(bar["close"]),
-            float(bar["volume"]),
-        )
-        va = self.analytics.on_regular_bar(bar, date)
-        self.analytics.record(inst.symbol, bar, date, va, batch)
-        view = InstrumentView(
+        return InstrumentView(
             symbol=inst.symbol,
             bar_start=int(bar["start"]),
-            open=values[0],
-            high=values[1],
-            low=values[2],
-            close=values[3],
-            volume=values[4],
+            open=float(bar["open"]),
+            high=float(bar["high"]),
+            low=float(bar["low"]),
+            close=float(bar["close"]),
+            volume=float(bar["volume"]),
             history=self.history.view(s, date),
             indicators=ind,
             expected_bar_volume=va.expected_bar_volume,
@@ -468,16 +497,6 @@ class ComputeEngine:
             if self.options.has_chain(s)
             else {},
         )
-        self.history.append(s, date, values)
-        ind_state = {k: ("nan" if math.isnan(v) else f"{v:.6f}") for k, v in ind.items()}
-        ind_state["bar_start"] = str(int(bar["start"]))
-        batch.state[keys.indicators(inst.symbol)] = ind_state
-        out = []
-        for sig in self.patterns.detect(view):
-            act = self.patterns.settings(sig.pattern)
-            plan = self.risk.plan(sig, view)
-            out.append(Candidate(sig, view, plan, act.min_confidence, act.cooldown_s))
-        return out
 
     def finish(self) -> StoreBatch:
         """Close every forming bar (end of session or shutdown) and return what it produced."""

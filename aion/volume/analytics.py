@@ -204,6 +204,11 @@ class VolumeAnalytics:
             self._prev_profile[s] = {"date": date, **{k: prof[k] for k in ("poc", "vah", "val")}}
         return BarAnalytics(m, exp_bar, rvol_cum, rvol_bar, mult, regime, vix, prof)
 
+    def on_regular_bars(self, bars: np.ndarray, dates: np.ndarray) -> list[BarAnalytics]:
+        """Analytics of the closed regular bars of one minute: ``BAR_DTYPE`` rows (n,)
+        (revision 0, distinct slots), session dates int64 YYYYMMDD (n,)."""
+        return [self.on_regular_bar(b, d) for b, d in zip(bars, dates.tolist(), strict=True)]
+
     def _fno_multiplier(self, s: int, date: int) -> float:
         inst = self.instruments[s] if s < len(self.instruments) else None
         if inst is None or inst.instrument_type not in ("FUT", "CE", "PE"):
@@ -251,6 +256,13 @@ class VolumeAnalytics:
                 [[float(p), int(v)] for p, v in zip(prices, vols, strict=True) if v]
             )
             batch.state[keys.profile(symbol, date)] = state
+
+    def record_bars(
+        self, bars: np.ndarray, dates: np.ndarray, rows: list[BarAnalytics], batch: StoreBatch
+    ) -> None:
+        """:meth:`record` for the bars of :meth:`on_regular_bars`."""
+        for b, d, a in zip(bars, dates.tolist(), rows, strict=True):
+            self.record(self.instruments[int(b["slot"])].symbol, b, d, a, batch)
 
     def rollup(self, regular: np.ndarray, batch: StoreBatch) -> None:
         """Roll up closed regular 1-minute bars (revision 0) and write completed bars."""
