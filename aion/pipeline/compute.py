@@ -42,7 +42,7 @@ from aion.pipeline.book import BookTracker
 from aion.risk.manager import RiskManager
 from aion.store import keys
 from aion.store.writer import AlertRecord, StoreBatch, encode_bars
-from aion.volume.analytics import BarAnalytics, VolumeAnalytics
+from aion.volume.analytics import BarAnalytics, BarAnalyticsColumns, VolumeAnalytics
 from aion.volume.state import VolumeStateManager
 
 HISTORY_BARS = 64
@@ -450,14 +450,14 @@ class ComputeEngine:
         group: np.ndarray,
         dates: np.ndarray,
         ind: dict[str, np.ndarray],
-        va: list[BarAnalytics],
+        va: BarAnalyticsColumns,
     ) -> list[Candidate]:
         """Pattern engine and risk plan for the closed regular bars of one minute."""
         columns = {n: v.tolist() for n, v in ind.items()}
         out: list[Candidate] = []
         for j in range(group.shape[0]):
             view = self._view(group[j], int(dates[j]), {n: c[j] for n, c in columns.items()},
-                              va[j])  # fmt: skip
+                              va.row(j))  # fmt: skip
             for sig in self.patterns.detect(view):
                 act = self.patterns.settings(sig.pattern)
                 plan = self.risk.plan(sig, view)

@@ -72,6 +72,61 @@ class BarAnalytics:
     profile: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class BarAnalyticsColumns:
+    """:class:`BarAnalytics` of the n closed regular bars of one minute, as columns.
+
+    Attributes:
+        minute_of_session: int64 (n,).
+        expected_bar_volume, rvol_cum, rvol_bar, threshold_multiplier, vix: float64 (n,)
+            (shares, ratios, INDIA VIX points; NaN when unknown).
+        regime: (n,) regime names ("" when unknown).
+        profile: profile statistic name -> float64 (n,), NaN where a row lacks it
+            (rupees for prices, shares for volumes; names as in :class:`BarAnalytics`).
+    """
+
+    minute_of_session: np.ndarray
+    expected_bar_volume: np.ndarray
+    rvol_cum: np.ndarray
+    rvol_bar: np.ndarray
+    threshold_multiplier: np.ndarray
+    vix: np.ndarray
+    regime: list[str]
+    profile: dict[str, np.ndarray]
+
+    @classmethod
+    def from_rows(cls, rows: list[BarAnalytics]) -> BarAnalyticsColumns:
+        """Columns of per-bar :class:`BarAnalytics`."""
+        names = sorted({k for r in rows for k in r.profile})
+        return cls(
+            np.array([r.minute_of_session for r in rows], np.int64),
+            np.array([r.expected_bar_volume for r in rows], np.float64),
+            np.array([r.rvol_cum for r in rows], np.float64),
+            np.array([r.rvol_bar for r in rows], np.float64),
+            np.array([r.threshold_multiplier for r in rows], np.float64),
+            np.array([r.vix for r in rows], np.float64),
+            [r.regime for r in rows],
+            {k: np.array([r.profile.get(k, math.nan) for r in rows], np.float64) for k in names},
+        )
+
+    def __len__(self) -> int:
+        return int(self.minute_of_session.shape[0])
+
+    def row(self, j: int) -> BarAnalytics:
+        """Row ``j`` as :class:`BarAnalytics` (the profile holds only the row's finite values)."""
+        prof = {k: float(v[j]) for k, v in self.profile.items() if math.isfinite(v[j])}
+        return BarAnalytics(
+            int(self.minute_of_session[j]),
+            float(self.expected_bar_volume[j]),
+            float(self.rvol_cum[j]),
+            float(self.rvol_bar[j]),
+            float(self.threshold_multiplier[j]),
+            self.regime[j],
+            float(self.vix[j]),
+            prof,
+        )
+
+
 def _num(x: float) -> float | None:
     return round(x, 6) if math.isfinite(x) else None
 
@@ -204,10 +259,12 @@ class VolumeAnalytics:
             self._prev_profile[s] = {"date": date, **{k: prof[k] for k in ("poc", "vah", "val")}}
         return BarAnalytics(m, exp_bar, rvol_cum, rvol_bar, mult, regime, vix, prof)
 
-    def on_regular_bars(self, bars: np.ndarray, dates: np.ndarray) -> list[BarAnalytics]:
+    def on_regular_bars(self, bars: np.ndarray, dates: np.ndarray) -> BarAnalyticsColumns:
         """Analytics of the closed regular bars of one minute: ``BAR_DTYPE`` rows (n,)
         (revision 0, distinct slots), session dates int64 YYYYMMDD (n,)."""
-        return [self.on_regular_bar(b, d) for b, d in zip(bars, dates.tolist(), strict=True)]
+        return BarAnalyticsColumns.from_rows(
+            [self.on_regular_bar(b, d) for b, d in zip(bars, dates.tolist(), strict=True)]
+        )
 
     def _fno_multiplier(self, s: int, date: int) -> float:
         inst = self.instruments[s] if s < len(self.instruments) else None
@@ -258,11 +315,11 @@ class VolumeAnalytics:
             batch.state[keys.profile(symbol, date)] = state
 
     def record_bars(
-        self, bars: np.ndarray, dates: np.ndarray, rows: list[BarAnalytics], batch: StoreBatch
+        self, bars: np.ndarray, dates: np.ndarray, va: BarAnalyticsColumns, batch: StoreBatch
     ) -> None:
         """:meth:`record` for the bars of :meth:`on_regular_bars`."""
-        for b, d, a in zip(bars, dates.tolist(), rows, strict=True):
-            self.record(self.instruments[int(b["slot"])].symbol, b, d, a, batch)
+        for j, (b, d) in enumerate(zip(bars, dates.tolist(), strict=True)):
+            self.record(self.instruments[int(b["slot"])].symbol, b, d, va.row(j), batch)
 
     def rollup(self, regular: np.ndarray, batch: StoreBatch) -> None:
         """Roll up closed regular 1-minute bars (revision 0) and write completed bars."""
