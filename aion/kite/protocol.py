@@ -248,6 +248,12 @@ _TRUNCATE: dict[int, dict[int, int]] = {
     LEN_LTP: {MODE_FULL: LEN_LTP, MODE_QUOTE: LEN_LTP, MODE_LTP: LEN_LTP},
 }
 
+_TRUNCATE_TABLE = np.zeros((LEN_FULL + 1, MODE_FULL + 1), np.int64)
+for _plen, _by_mode in _TRUNCATE.items():
+    for _mode, _new in _by_mode.items():
+        _TRUNCATE_TABLE[_plen, _mode] = _new
+"""``_TRUNCATE`` as an array: ``[packet length, mode] -> truncated length``."""
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -747,6 +753,26 @@ def encode_frame(ticks: np.ndarray) -> bytes:
 # --------------------------------------------------------------------------- replay filter
 
 
+@numba.njit(cache=True, nogil=True)
+def _gather_packets(
+    buf: np.ndarray, offsets: np.ndarray, new_len: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Write a frame of the packets at ``offsets`` cut to ``new_len`` bytes into ``out``."""
+    n = offsets.shape[0]
+    out[0] = (n >> 8) & 0xFF
+    out[1] = n & 0xFF
+    w = 2
+    for i in range(n):
+        ln = new_len[i]
+        out[w] = (ln >> 8) & 0xFF
+        out[w + 1] = ln & 0xFF
+        w += 2
+        src = offsets[i]
+        for j in range(ln):
+            out[w + j] = buf[src + j]
+        w += ln
+
+
 def filter_frame(frame: BytesLike, modes: Mapping[int, int]) -> bytes | None:
     """Cut a recorded frame down to what one client subscribed to (for the replay server).
 
@@ -764,24 +790,25 @@ def filter_frame(frame: BytesLike, modes: Mapping[int, int]) -> bytes | None:
     if buf.size == 1:
         return bytes(frame)
     offsets, lengths, tokens = _spans(buf)
-    mv = memoryview(frame).cast("B")
-    parts: list[bytes | memoryview] = [b""]
-    kept = 0
-    for off, plen, tok in zip(offsets.tolist(), lengths.tolist(), tokens.tolist(), strict=True):
-        mode = modes.get(tok)
-        if mode is None:
-            continue
-        try:
-            new_len = _TRUNCATE[plen][mode]
-        except KeyError:
-            raise ValueError(f"token {tok}: mode {mode!r} is not 1, 2 or 3") from None
-        parts.append(new_len.to_bytes(2, "big"))
-        parts.append(mv[off : off + new_len])
-        kept += 1
-    if kept == 0:
+    if not modes or offsets.shape[0] == 0:
         return None
-    parts[0] = kept.to_bytes(2, "big")
-    return b"".join(parts)
+    sub = np.fromiter(modes.keys(), np.int64, len(modes))
+    sub_mode = np.fromiter(modes.values(), np.int64, len(modes))
+    order = np.argsort(sub)
+    sub, sub_mode = sub[order], sub_mode[order]
+    pos = np.minimum(np.searchsorted(sub, tokens), sub.shape[0] - 1)
+    hit = sub[pos] == tokens
+    if not hit.any():
+        return None
+    mode = sub_mode[pos[hit]]
+    bad = (mode < MODE_LTP) | (mode > MODE_FULL)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"token {int(tokens[hit][i])}: mode {int(mode[i])!r} is not 1, 2 or 3")
+    new_len = _TRUNCATE_TABLE[lengths[hit], mode]
+    out = np.empty(2 + int(new_len.sum()) + 2 * new_len.shape[0], np.uint8)
+    _gather_packets(buf, offsets[hit], new_len, out)
+    return out.tobytes()
 
 
 # --------------------------------------------------------------------------- display

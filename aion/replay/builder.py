@@ -29,6 +29,13 @@ Rules (all times IST; the output is deterministic: same inputs -> byte-identical
    (0..3) gets ``q + (1 if i < r else 0)``, so the 4 increments sum exactly to ``v``. Decoding the
    minute's ticks therefore gives back the vendor bar exactly: first price = open, max = high,
    min = low, last = close, volume increase = volume.
+
+   **Kite's density** (``ticks_per_minute`` K > 4, e.g. 60 or 120 for Kite's 1-2 ticks per
+   second in full mode): tick ``i`` (0..K-1) at second ``i * 60 // K`` of the minute (several
+   ticks share a second when K > 60); the price path visits open (tick 0), nearer extreme (tick
+   ``K // 3``), other extreme (tick ``2K // 3``) and close (tick K-1) and is linear in paise
+   between them (rounded to the paisa), so it never leaves [low, high]; the volume split is
+   ``divmod(v, K)`` as above. The decoded bar is again the vendor bar exactly.
 3. **Non-regular rows** (``09:08`` pre-open auction, ``15:31``-``15:33`` closing session, ``15:41``
    post-close trades, ``16:56``/``17:58`` housekeeping, any row outside 09:16..15:30) -> **one tick
    at the row's stamp** (HH:MM:00) at the row's close with the row's volume as its increment. So the
@@ -117,6 +124,8 @@ from aion.options.symbols import INDEX_UNDERLYINGS
 from aion.replay.session_file import SessionWriter
 
 __all__ = [
+    "MAX_TICKS_PER_MINUTE",
+    "MIN_TICKS_PER_MINUTE",
     "SYNTH_LOT_SIZES",
     "TICK_OFFSETS_S",
     "VENDOR_INDEX_SYMBOLS",
@@ -510,11 +519,25 @@ def _paise(x: float) -> int:
     return round(x * 100)
 
 
-def _bar_ticks(bar: VendorBar, start: int, path: _Path) -> None:
+MIN_TICKS_PER_MINUTE = len(TICK_OFFSETS_S)
+MAX_TICKS_PER_MINUTE = 600
+"""Bounds of ``ticks_per_minute`` (rule 2): the 4-tick path up to 10 ticks per second."""
+
+
+def _bar_ticks(bar: VendorBar, start: int, path: _Path, per_minute: int) -> None:
     o, h, lo, c = (_paise(x) for x in (bar.open, bar.high, bar.low, bar.close))
     near, far = (h, lo) if abs(h - o) <= abs(o - lo) else (lo, h)
-    q, r = divmod(bar.volume, 4)
-    for i, (off, px) in enumerate(zip(TICK_OFFSETS_S, (o, near, far, c), strict=True)):
+    q, r = divmod(bar.volume, per_minute)
+    if per_minute == MIN_TICKS_PER_MINUTE:
+        offsets: list[int] = list(TICK_OFFSETS_S)
+        prices = [o, near, far, c]
+    else:  # Kite's density: a linear path through the 4 anchors (rule 2)
+        k = per_minute
+        anchors = [0, k // 3, 2 * k // 3, k - 1]
+        prices = np.rint(np.interp(np.arange(k), anchors, [o, near, far, c])).astype(np.int64)
+        prices = prices.tolist()
+        offsets = [i * 60 // k for i in range(k)]
+    for i, (off, px) in enumerate(zip(offsets, prices, strict=True)):
         path.add(start + off, px, q + (1 if i < r else 0), bar.oi, True)
 
 
@@ -523,6 +546,7 @@ def _instrument_path(
     date: dt.date,
     is_index: bool,
     per_second: dict[int, float] | None,
+    per_minute: int = MIN_TICKS_PER_MINUTE,
 ) -> _Path:
     path = _Path()
     first = bars[0]
@@ -541,7 +565,7 @@ def _instrument_path(
                     assert per_second is not None
                     path.add(s, _paise(per_second[s]), 0, bar.oi, True)
             else:
-                _bar_ticks(bar, start, path)
+                _bar_ticks(bar, start, path, per_minute)
         else:
             traded = bar.volume > 0 and not is_index
             path.add(stamp, _paise(bar.close), bar.volume, bar.oi, traded)
@@ -642,6 +666,7 @@ def build_session(
     description: str | None = None,
     option_chain: int = 0,
     options: OptionsConfig | None = None,
+    ticks_per_minute: int = MIN_TICKS_PER_MINUTE,
 ) -> BuildResult:
     """Build the session of ``date`` (IST trading date) from vendor bar files into ``out``.
 
@@ -654,7 +679,15 @@ def build_session(
     whose index bars are given) for the near-month expiry, priced with ``options`` (rate,
     dividend yield, year basis; default :class:`~aion.config.OptionsConfig`). The header's
     ``derived`` entry describes it. ValueError when INDIA VIX bars are missing.
+
+    ``ticks_per_minute`` K: ticks per regular bar (rule 2), from 4 (default) to
+    :data:`MAX_TICKS_PER_MINUTE`; 60-120 is Kite's full-mode density (1-2 ticks per second).
     """
+    if not MIN_TICKS_PER_MINUTE <= ticks_per_minute <= MAX_TICKS_PER_MINUTE:
+        raise ValueError(
+            f"ticks_per_minute must be {MIN_TICKS_PER_MINUTE}..{MAX_TICKS_PER_MINUTE}, "
+            f"got {ticks_per_minute}"
+        )
     if option_chain < 0:
         raise ValueError(f"option_chain must be >= 0 strikes each side, got {option_chain}")
     from aion.kite.protocol import MODE_FULL, TICK_DTYPE, encode_frame
@@ -718,7 +751,7 @@ def build_session(
             synthesised.append(inst.symbol)
         chosen[inst.instrument_token] = (inst, sym)
         ps = per_second if inst.symbol == "NSE:NIFTY 50" else None
-        path = _instrument_path(rows, day, inst.is_index, ps)
+        path = _instrument_path(rows, day, inst.is_index, ps, ticks_per_minute)
         arrays.append(_ticks_array(path, inst, prev_close.get(sym, 0.0), TICK_DTYPE, MODE_FULL))
 
     derived_meta: dict[str, Any] | None = None
@@ -745,7 +778,7 @@ def build_session(
                 )
             synthesised.append(inst.symbol)
             chosen[inst.instrument_token] = (inst, rows[0].symbol)
-            path = _instrument_path(rows, day, False, None)
+            path = _instrument_path(rows, day, False, None, ticks_per_minute)
             arrays.append(_ticks_array(path, inst, 0.0, TICK_DTYPE, MODE_FULL))
 
     ticks = np.concatenate(arrays)
@@ -771,8 +804,14 @@ def build_session(
         "start_ns": start_ns,
         "tick_timing": (
             "synthesised: pre-open snapshot at 09:00:00 IST (volume 0); each regular bar "
-            f"(end-labelled) -> ticks at +{TICK_OFFSETS_S} s of its covered minute (open, nearer "
-            "extreme, other extreme, close); non-regular rows -> one tick at the row stamp; "
+            + (
+                f"(end-labelled) -> ticks at +{TICK_OFFSETS_S} s of its covered minute (open, "
+                "nearer extreme, other extreme, close)"
+                if ticks_per_minute == MIN_TICKS_PER_MINUTE
+                else f"(end-labelled) -> {ticks_per_minute} ticks spread over its covered minute "
+                "on a linear path open -> nearer extreme -> other extreme -> close"
+            )
+            + "; non-regular rows -> one tick at the row stamp; "
             "exchange_timestamp = last_trade_time = record ts"
             + ("; NIFTY 50 regular ticks from the per-second NSE series" if per_second else "")
         ),

@@ -328,3 +328,30 @@ def test_session_grouping(built) -> None:
     for fr in session.frames:
         counts[len(decode_frame(fr))] += 1
     assert counts[32] >= 1500  # every regular tick second carries all 32 instruments
+
+
+def test_kite_density_path_rebuilds_every_vendor_bar(tmp_path: Path) -> None:
+    """120 ticks per regular minute (Kite's 2 ticks/s): still the vendor bar exactly, every
+    tick inside the bar's [low, high], at most 2 ticks per instrument per second."""
+    out = tmp_path / "dense.session"
+    build_session([BARS_DIR], "2022-11-11", out, ticks_per_minute=120)
+    ticks = np.concatenate([decode_frame(f) for f in read_session(out).frames])
+    master = read_session(out).instruments()
+    for f in sorted(BARS_DIR.glob("*.txt.gz"))[:8]:
+        vendor = f.name.removesuffix(".txt.gz")
+        t = ticks[
+            ticks["instrument_token"] == master.by_symbol(_symbol_for(vendor)).instrument_token
+        ]
+        ts, px, vol = t["exchange_timestamp"], t["last_price"], t["volume_traded"]
+        _, per_second = np.unique(ts, return_counts=True)
+        assert per_second.max() <= 2, vendor
+        for hhmm, o, h, lo, c, v, _oi in (r for r in _vendor_rows(f) if "09:16" <= r[0] <= "15:30"):
+            end = from_ist(DATE, int(hhmm[:2]), int(hhmm[3:]))
+            inside = (ts >= end - 60) & (ts < end)
+            assert inside.sum() == 120, (vendor, hhmm)
+            p = px[inside]
+            assert (p[0], p.max(), p.min(), p[-1]) == pytest.approx((o, h, lo, c), abs=1e-9)
+            before = vol[ts < end - 60]
+            assert int(vol[inside][-1]) - (int(before[-1]) if before.size else 0) == v
+    with pytest.raises(ValueError, match="ticks_per_minute"):
+        build_session([BARS_DIR], "2022-11-11", tmp_path / "x.session", ticks_per_minute=3)
