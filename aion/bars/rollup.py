@@ -17,6 +17,7 @@ field says how many 1-minute bars it holds. Only regular-session bars roll up;
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from aion.market.time import IST_OFFSET_S, REGULAR_CLOSE_MINUTE, REGULAR_OPEN_MINUTE
 
@@ -48,8 +49,78 @@ def session_minute(start: np.ndarray) -> np.ndarray:
     return mod - REGULAR_OPEN_MINUTE
 
 
+_I_FIELDS = ("slot", "timeframe", "start", "volume", "oi", "ticks", "minutes")
+_F_FIELDS = ("open", "high", "low", "close")
+
+
+@njit(nogil=True, cache=True)
+def _rollup_kernel(
+    slot: np.ndarray,
+    start: np.ndarray,
+    minute: np.ndarray,
+    px: np.ndarray,
+    qty: np.ndarray,
+    tfs: np.ndarray,
+    f_int: np.ndarray,
+    f_px: np.ndarray,
+    out_int: np.ndarray,
+    out_px: np.ndarray,
+) -> int:
+    """Add bars to the forming state; completed roll-ups go to ``out_*``; returns how many.
+
+    Bars: slot, start (epoch s), session minute int64 (n,), ``px`` float64 (n, 4) OHLC,
+    ``qty`` int64 (n, 3) volume, oi, ticks. State ``f_int`` int64 (slots, T, 7) as
+    :data:`_I_FIELDS` (start -1: nothing forming), ``f_px`` float64 (slots, T, 4).
+    """
+    k = 0
+    for i in range(slot.shape[0]):
+        s = slot[i]
+        m = minute[i]
+        for j in range(tfs.shape[0]):
+            tf = tfs[j]
+            b_start = start[i] - (m % tf) * 60
+            cur = f_int[s, j]
+            cp = f_px[s, j]
+            if cur[2] != b_start:
+                if cur[2] >= 0:
+                    out_int[k] = cur
+                    out_px[k] = cp
+                    k += 1
+                cur[0] = s
+                cur[1] = tf
+                cur[2] = b_start
+                cp[0] = px[i, 0]
+                cp[1] = px[i, 1]
+                cp[2] = px[i, 2]
+                cur[3] = 0
+                cur[5] = 0
+                cur[6] = 0
+            cp[1] = max(cp[1], px[i, 1])
+            cp[2] = min(cp[2], px[i, 2])
+            cp[3] = px[i, 3]
+            cur[3] += qty[i, 0]
+            cur[4] = qty[i, 1]
+            cur[5] += qty[i, 2]
+            cur[6] += 1
+            if m % tf == tf - 1 or m == _LAST_MINUTE:
+                out_int[k] = cur
+                out_px[k] = cp
+                k += 1
+                cur[2] = -1
+    return k
+
+
+def _as_rows(ints: np.ndarray, pxs: np.ndarray) -> np.ndarray:
+    out = np.empty(ints.shape[0], ROLLUP_DTYPE)
+    for c, name in enumerate(_I_FIELDS):
+        out[name] = ints[:, c]
+    for c, name in enumerate(_F_FIELDS):
+        out[name] = pxs[:, c]
+    return out
+
+
 class RollupBuilder:
-    """Forming rolled-up bars of every slot and timeframe.
+    """Forming rolled-up bars of every slot and timeframe (a Numba kernel over arrays).
 
     Args:
         n_slots: instrument slots.
@@ -60,44 +131,38 @@ class RollupBuilder:
         if any(t < 2 for t in timeframes):
             raise ValueError("roll-up timeframes must be >= 2 minutes")
         self.timeframes = timeframes
-        self._forming = np.zeros((max(1, n_slots), len(timeframes)), ROLLUP_DTYPE)
-        self._forming["start"] = -1
+        self._tfs = np.array(timeframes, np.int64)
+        n = max(1, n_slots)
+        self._int = np.zeros((n, len(timeframes), len(_I_FIELDS)), np.int64)
+        self._int[:, :, 2] = -1  # start: nothing forming
+        self._px = np.zeros((n, len(timeframes), len(_F_FIELDS)), np.float64)
 
     def update(self, bars: np.ndarray) -> np.ndarray:
         """Feed closed regular 1-minute bars (``BAR_DTYPE`` rows, time order per slot).
 
-        Returns the rolled-up bars completed by them (``ROLLUP_DTYPE``, (k,)).
+        Returns the rolled-up bars completed by them (``ROLLUP_DTYPE``, (k,)), in the
+        order they completed (per bar, per timeframe).
         """
-        out: list[np.void] = []
-        minutes = session_minute(bars["start"])
-        for b, m in zip(bars, minutes.tolist(), strict=True):
-            s = int(b["slot"])
-            for j, tf in enumerate(self.timeframes):
-                start = int(b["start"]) - (m % tf) * 60
-                cur = self._forming[s, j]
-                if cur["start"] != start:
-                    if cur["start"] >= 0:
-                        out.append(cur.copy())
-                    cur["slot"], cur["timeframe"], cur["start"] = s, tf, start
-                    cur["open"], cur["high"], cur["low"] = b["open"], b["high"], b["low"]
-                    cur["volume"] = cur["ticks"] = cur["minutes"] = 0
-                cur["high"] = max(cur["high"], b["high"])
-                cur["low"] = min(cur["low"], b["low"])
-                cur["close"] = b["close"]
-                cur["volume"] += b["volume"]
-                cur["oi"] = b["oi"]
-                cur["ticks"] += b["ticks"]
-                cur["minutes"] += 1
-                if m % tf == tf - 1 or m == _LAST_MINUTE:
-                    out.append(cur.copy())
-                    cur["start"] = -1
-        return np.array(out, ROLLUP_DTYPE) if out else np.empty(0, ROLLUP_DTYPE)
+        n = bars.shape[0]
+        if n == 0:
+            return np.empty(0, ROLLUP_DTYPE)
+        px = np.column_stack([bars[f].astype(np.float64) for f in _F_FIELDS])
+        qty = np.column_stack([bars[f].astype(np.int64) for f in ("volume", "oi", "ticks")])
+        cap = 2 * n * len(self.timeframes)  # a bar closes at most two roll-ups per timeframe
+        out_int = np.empty((cap, len(_I_FIELDS)), np.int64)
+        out_px = np.empty((cap, len(_F_FIELDS)), np.float64)
+        starts = bars["start"].astype(np.int64)
+        k = _rollup_kernel(bars["slot"].astype(np.int64), starts, session_minute(starts), px, qty,
+                           self._tfs, self._int, self._px, out_int, out_px)  # fmt: skip
+        return _as_rows(out_int[:k], out_px[:k])
 
     def finish(self) -> np.ndarray:
         """Emit every forming bar (session end or shutdown) and clear the state."""
-        flat = self._forming.reshape(-1)
-        out = flat[flat["start"] >= 0].copy()
-        self._forming["start"] = -1
+        ints = self._int.reshape(-1, len(_I_FIELDS))
+        pxs = self._px.reshape(-1, len(_F_FIELDS))
+        live = ints[:, 2] >= 0
+        out = _as_rows(ints[live], pxs[live])
+        self._int[:, :, 2] = -1
         return np.sort(out, order=["start", "slot", "timeframe"])
 
 

@@ -50,8 +50,9 @@ def rvol(symbol: str, date: int) -> str:
 
 
 def profile(symbol: str, date: int) -> str:
-    """Session volume profile of ``symbol`` on ``date``: POC, value area, nodes and ``bins``
-    (JSON ``[[price, volume], ...]``), as of the latest closed bar."""
+    """Session volume profile of ``symbol`` on ``date``: POC, value area and nodes as of the
+    latest closed bar, and ``bins`` (JSON ``[[price, volume], ...]``) as of its last write
+    (every ``volume.profile.bins_interval_min`` minutes and at session end)."""
     return f"{_inst(symbol)}:profile:{date}"
 
 

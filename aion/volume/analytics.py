@@ -19,21 +19,32 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numba import njit
 
 from aion.bars.rollup import RollupBuilder, session_minute
 from aion.config import AionConfig
 from aion.instruments.master import Instrument
 from aion.market.calendar import MarketCalendar
-from aion.market.time import SEGMENT_REGULAR, segment_of, to_ist, ymd
+from aion.market.time import (
+    IST_OFFSET_S,
+    REGULAR_CLOSE_MINUTE,
+    REGULAR_OPEN_MINUTE,
+    SEGMENT_REGULAR,
+    minute_of_day_ist,
+    session_dates,
+)
 from aion.store import keys
-from aion.store.writer import StoreBatch, encode_bar
+from aion.store.writer import StoreBatch
 from aion.volume.averages import bundled_daily_dir
 from aion.volume.baseline import SESSION_MINUTES, BaselineSet, bundled_intraday_dir, learn_baselines
+from aion.volume.encode import render_bins, render_fields, render_rows
 from aion.volume.fno import instrument_multiplier
 from aion.volume.profile import VolumeProfiles
 from aion.volume.regime import RegimeClassifier, VixTracker
@@ -82,7 +93,10 @@ class BarAnalyticsColumns:
             (shares, ratios, INDIA VIX points; NaN when unknown).
         regime: (n,) regime names ("" when unknown).
         profile: profile statistic name -> float64 (n,), NaN where a row lacks it
-            (rupees for prices, shares for volumes; names as in :class:`BarAnalytics`).
+            (rupees for prices, shares for volumes; names as in :class:`BarAnalytics`:
+            :meth:`VolumeProfiles.stats <aion.volume.profile.VolumeProfiles.stats>`'s plus
+            ``poc_prev``/``vah_prev``/``val_prev`` (the previous bar's, same session) and
+            ``hvn``/``lvn``, the node nearest the bar's close, ties to the lower price).
     """
 
     minute_of_session: np.ndarray
@@ -93,42 +107,88 @@ class BarAnalyticsColumns:
     vix: np.ndarray
     regime: list[str]
     profile: dict[str, np.ndarray]
-
-    @classmethod
-    def from_rows(cls, rows: list[BarAnalytics]) -> BarAnalyticsColumns:
-        """Columns of per-bar :class:`BarAnalytics`."""
-        names = sorted({k for r in rows for k in r.profile})
-        return cls(
-            np.array([r.minute_of_session for r in rows], np.int64),
-            np.array([r.expected_bar_volume for r in rows], np.float64),
-            np.array([r.rvol_cum for r in rows], np.float64),
-            np.array([r.rvol_bar for r in rows], np.float64),
-            np.array([r.threshold_multiplier for r in rows], np.float64),
-            np.array([r.vix for r in rows], np.float64),
-            [r.regime for r in rows],
-            {k: np.array([r.profile.get(k, math.nan) for r in rows], np.float64) for k in names},
-        )
+    _lists: tuple[list[list[Any]], list[tuple[str, list[float]]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return int(self.minute_of_session.shape[0])
 
     def row(self, j: int) -> BarAnalytics:
-        """Row ``j`` as :class:`BarAnalytics` (the profile holds only the row's finite values)."""
-        prof = {k: float(v[j]) for k, v in self.profile.items() if math.isfinite(v[j])}
-        return BarAnalytics(
-            int(self.minute_of_session[j]),
-            float(self.expected_bar_volume[j]),
-            float(self.rvol_cum[j]),
-            float(self.rvol_bar[j]),
-            float(self.threshold_multiplier[j]),
-            self.regime[j],
-            float(self.vix[j]),
-            prof,
-        )
+        """Row ``j`` as :class:`BarAnalytics` (the profile holds only the row's finite values).
+
+        The columns are turned into Python lists once, at the first call.
+        """
+        if self._lists is None:
+            self._lists = (
+                [
+                    self.minute_of_session.tolist(),
+                    self.expected_bar_volume.tolist(),
+                    self.rvol_cum.tolist(),
+                    self.rvol_bar.tolist(),
+                    self.threshold_multiplier.tolist(),
+                    self.regime,
+                    self.vix.tolist(),
+                ],
+                [(k, v.tolist()) for k, v in self.profile.items()],
+            )
+        scalars, profile = self._lists
+        m, e, rc, rb, tm, rg, vx = (c[j] for c in scalars)
+        finite = {k: x for k, c in profile if (x := c[j]) == x}  # x == x: not NaN
+        return BarAnalytics(m, e, rc, rb, tm, rg, vx, finite)
 
 
-def _num(x: float) -> float | None:
-    return round(x, 6) if math.isfinite(x) else None
+_RVOL_FIELDS = (  # the RVOL entry's keys in json.dumps(sort_keys=True) order; decimals (-1: int)
+    ("cum_volume", -1), ("expected_bar", 6), ("expected_cum", 6), ("minute", -1),
+    ("multiplier", 6), ("poc", 6), ("regime", 0), ("rvol_bar", 6), ("rvol_cum", 6),
+    ("start", -1), ("vix", 6), ("volume", -1),
+)  # fmt: skip
+_ROLLUP_FIELDS = (  # encode_bar's keys of a roll-up, sorted; decimals (-1: int)
+    ("close", 4), ("high", 4), ("low", 4), ("minutes", -1), ("oi", -1), ("open", 4),
+    ("start", -1), ("ticks", -1), ("volume", -1),
+)  # fmt: skip
+_ROLLUP_LITERALS = [
+    "{" + ",".join(f'"{k}":' for k, _ in _ROLLUP_FIELDS[:1]),
+    *(f',"{k}":' for k, _ in _ROLLUP_FIELDS[1:]),
+    "}",
+]
+_PREV = ("poc", "vah", "val")
+
+
+@njit(cache=True)
+def _select_ticks(
+    slots: np.ndarray, ts: np.ndarray, incr: np.ndarray, is_vix: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:  # pragma: no cover - compiled
+    """Indices of the INDIA VIX ticks and of the regular-session ticks with volume (in
+    arrival order), and the earliest exchange time (epoch s) among the latter (``_NO_TS``
+    when none). slots int64 (n,), ts int64 epoch s (n,), incr int64 shares (n,),
+    is_vix bool (slots,)."""
+    n = slots.shape[0]
+    vix = np.empty(n, np.int64)
+    traded = np.empty(n, np.int64)
+    nv = nt = 0
+    min_ts = _NO_TS
+    for i in range(n):
+        if is_vix[slots[i]]:
+            vix[nv] = i
+            nv += 1
+        if incr[i] > 0:
+            minute = ((ts[i] + IST_OFFSET_S) % 86_400) // 60
+            if REGULAR_OPEN_MINUTE <= minute < REGULAR_CLOSE_MINUTE:
+                traded[nt] = i
+                nt += 1
+                min_ts = min(min_ts, ts[i])
+    return vix[:nv], traded[:nt], min_ts
+
+
+def _nearest(levels: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """Per row of float64 (n, k) ``levels`` (NaN: none), the one nearest float64 (n,) ``close``,
+    ties to the lower level; NaN for a row without levels."""
+    d = np.abs(levels - close[:, None])
+    d = np.where(np.isnan(d), np.inf, d)
+    best = d.min(axis=1)
+    pick = np.where(d == best[:, None], levels, np.inf).min(axis=1)
+    return np.where(np.isfinite(best), pick, math.nan)
 
 
 class VolumeAnalytics:
@@ -167,12 +227,25 @@ class VolumeAnalytics:
             [s for s, i in enumerate(instruments) if i.symbol == config.vix_regimes.symbol],
             np.int64,
         )
+        self._is_vix = np.zeros(n, np.bool_)
+        self._is_vix[self._vix_slots] = True
         ticks = np.array([i.tick_size for i in instruments] or [0.0], np.float64)
         self.profiles = VolumeProfiles(ticks, config.volume.profile)
         self.rollups = RollupBuilder(n)
         self._calendar = calendar
+        self._is_fno = np.array(
+            [i.instrument_type in ("FUT", "CE", "PE") for i in instruments] or [False], np.bool_
+        )
         self._fno_date = np.zeros(n, np.int64)
-        self._prev_profile: list[dict[str, float]] = [{} for _ in range(n)]
+        self._prev_date = np.zeros(n, np.int64)  # session date of the _prev values
+        self._prev = {k: np.full(n, math.nan) for k in _PREV}  # last bar's poc/vah/val
+        # the profile as of its last bins write: session date, total volume, session minute
+        self._bins_date = np.zeros(n, np.int64)
+        self._bins_total = np.zeros(n, np.int64)
+        self._bins_minute = np.zeros(n, np.int64)
+        self._symbols = [i.symbol for i in instruments]
+        self._rvol_keys: list[tuple[int, str]] = [(0, "")] * n  # (date, key) per slot
+        self._profile_keys: list[tuple[int, str]] = [(0, "")] * n
         self._pending: list[tuple[np.ndarray, ...]] = []
         self._pending_min_ts = _NO_TS  # earliest exchange time held in _pending (epoch s)
 
@@ -191,16 +264,16 @@ class VolumeAnalytics:
         slots int64 (n,), exchange time int64 epoch s (n,), session dates int64 YYYYMMDD,
         ``last_price`` float64 rupees, incremental volume int64 shares; arrival order.
         """
-        if self._vix_slots.shape[0]:
-            is_vix = np.isin(slots, self._vix_slots)
-            if is_vix.any():
-                self.vix.observe(ts[is_vix], price[is_vix])
+        # one compiled pass, holding the GIL: a dozen numpy passes over a 65k-tick chunk
+        # each released it and waited for the store and archive threads to hand it back
+        vix, traded, min_ts = _select_ticks(slots, ts, incr, self._is_vix)
+        if vix.shape[0]:
+            self.vix.observe(ts[vix], price[vix])
         # the profile is the regular session's (the 09:08 auction print would dominate the POC)
-        traded = (incr > 0) & (segment_of(ts) == SEGMENT_REGULAR)
-        if traded.any():
+        if traded.shape[0]:
             self._pending.append((slots[traded], ts[traded], dates[traded], price[traded],
                                   incr[traded]))  # fmt: skip
-            self._pending_min_ts = min(self._pending_min_ts, int(ts[traded].min()))
+            self._pending_min_ts = min(self._pending_min_ts, min_ts)
 
     def _apply_pending(self, before: int | None) -> None:
         """Add held ticks with exchange time < ``before`` (all when None) to the profiles."""
@@ -232,120 +305,241 @@ class VolumeAnalytics:
                 first_cumulative,
             )
 
-    def on_regular_bar(self, bar: np.void, date: int) -> BarAnalytics:
-        """Analytics of one closed regular bar (``BAR_DTYPE`` row, revision 0)."""
-        s = int(bar["slot"])
-        start = int(bar["start"])
+    def on_regular_bars(self, bars: np.ndarray, dates: np.ndarray) -> BarAnalyticsColumns:
+        """Analytics of the closed regular bars of one minute.
+
+        Args:
+            bars: ``BAR_DTYPE`` rows (n,), revision 0, distinct slots, one ``start``.
+            dates: int64 (n,) session dates YYYYMMDD.
+
+        Each bar sees the profile and the INDIA VIX level as of its close (exchange time):
+        held ticks before ``start + 60`` are applied first.
+
+        Raises:
+            ValueError: when the bars do not share one start.
+        """
+        n = bars.shape[0]
+        starts = bars["start"]
+        start = int(starts[0]) if n else 0
+        if n and bool((starts != start).any()):
+            raise ValueError("on_regular_bars: the bars must share one start (one minute)")
         end = start + 60
         self._apply_pending(end)
+        slots = bars["slot"].astype(np.int64)
+        dates = dates.astype(np.int64)
         m = int(session_minute(np.array([start]))[0])
-        fno = self._fno_multiplier(s, date)
-        rvol_cum, rvol_bar, exp_bar = self.rvol.update(s, date, m, int(bar["volume"]), fno)
+        rvol_cum, rvol_bar, exp_bar = self.rvol.update(
+            slots, dates, m, bars["volume"].astype(np.int64), self._fno_multipliers(slots, dates)
+        )
         vix = self.vix.level_before(end)
-        ist = to_ist(start)
-        regime, mult = self.regimes.classify(ist.hour * 60 + ist.minute, vix)
-        prof = self.profiles.stats(s)
-        if prof:
-            prev = self._prev_profile[s]
-            if prev.get("date") == date:
-                for k in ("poc", "vah", "val"):
-                    prof[f"{k}_prev"] = prev[k]
-            close = float(bar["close"])
-            for node in ("hvn", "lvn"):
-                levels = [v for k, v in prof.items() if k.startswith(f"{node}_")
-                          and k[4:].isdigit()]  # fmt: skip
-                if levels:
-                    prof[node] = min(levels, key=lambda x: (abs(x - close), x))
-            self._prev_profile[s] = {"date": date, **{k: prof[k] for k in ("poc", "vah", "val")}}
-        return BarAnalytics(m, exp_bar, rvol_cum, rvol_bar, mult, regime, vix, prof)
-
-    def on_regular_bars(self, bars: np.ndarray, dates: np.ndarray) -> BarAnalyticsColumns:
-        """Analytics of the closed regular bars of one minute: ``BAR_DTYPE`` rows (n,)
-        (revision 0, distinct slots), session dates int64 YYYYMMDD (n,)."""
-        return BarAnalyticsColumns.from_rows(
-            [self.on_regular_bar(b, d) for b, d in zip(bars, dates.tolist(), strict=True)]
+        regime, mult = self.regimes.classify(int(minute_of_day_ist(np.array([start]))[0]), vix)
+        return BarAnalyticsColumns(
+            np.full(n, m, np.int64),
+            exp_bar,
+            rvol_cum,
+            rvol_bar,
+            np.full(n, mult),
+            np.full(n, vix),
+            [regime] * n,
+            self._profile_columns(slots, dates, bars["close"].astype(np.float64)),
         )
 
-    def _fno_multiplier(self, s: int, date: int) -> float:
-        inst = self.instruments[s] if s < len(self.instruments) else None
-        if inst is None or inst.instrument_type not in ("FUT", "CE", "PE"):
-            return 1.0
-        if self._fno_date[s] != date:
-            self._fno_date[s] = date
+    def _profile_columns(
+        self, slots: np.ndarray, dates: np.ndarray, close: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """:meth:`VolumeProfiles.stats` of ``slots`` plus the ``_prev`` values and the nodes
+        nearest ``close``; NaN for a slot without volume in its bar's session ``dates``."""
+        st = self.profiles.stats(slots)
+        stale = self.profiles.date[slots] != dates
+        if stale.any():
+            for col in st.values():
+                col[stale] = math.nan
+        has = ~np.isnan(st["poc"])
+        same = has & (self._prev_date[slots] == dates)
+        for k in _PREV:
+            st[f"{k}_prev"] = np.where(same, self._prev[k][slots], math.nan)
+        done = slots[has]
+        self._prev_date[done] = dates[has]
+        for k in _PREV:
+            self._prev[k][done] = st[k][has]
+        nodes = self.config.volume.profile.max_nodes
+        for node in ("hvn", "lvn"):
+            levels = np.column_stack([st[f"{node}_{i}"] for i in range(1, nodes + 1)])
+            st[node] = _nearest(levels, close)
+        return st
+
+    def _fno_multipliers(self, slots: np.ndarray, dates: np.ndarray) -> np.ndarray:
+        """F&O multiplier float64 (n,) of ``slots`` on ``dates`` (1.0 for cash and indices),
+        computed once per slot and session date."""
+        need = self._is_fno[slots] & (self._fno_date[slots] != dates)
+        if need.any():
             cal = self._calendar or self.config.calendar.market_calendar()
             self._calendar = cal
-            day = dt.date(date // 10_000, date // 100 % 100, date % 100)
-            self.rvol.fno[s] = instrument_multiplier(
-                inst.instrument_type, day, inst.expiry, inst.strike, math.nan,
-                self.config.fno, cal,
-            )  # fmt: skip
-        return float(self.rvol.fno[s])
+            for s, date in zip(slots[need].tolist(), dates[need].tolist(), strict=True):
+                inst = self.instruments[s]
+                self._fno_date[s] = date
+                day = dt.date(date // 10_000, date // 100 % 100, date % 100)
+                self.rvol.fno[s] = instrument_multiplier(
+                    inst.instrument_type, day, inst.expiry, inst.strike, math.nan,
+                    self.config.fno, cal,
+                )  # fmt: skip
+        return self.rvol.fno[slots]
 
     # -- persistence -------------------------------------------------------------------------
 
-    def record(
-        self, symbol: str, bar: np.void, date: int, a: BarAnalytics, batch: StoreBatch
-    ) -> None:
-        """Write the bar's RVOL entry and the slot's profile into ``batch``."""
-        s = int(bar["slot"])
-        hhmm = to_ist(int(bar["start"])).strftime("%H:%M")
-        entry = {
-            "start": int(bar["start"]),
-            "minute": a.minute_of_session,
-            "volume": int(bar["volume"]),
-            "cum_volume": int(self.rvol.cum[s]),
-            "expected_bar": _num(a.expected_bar_volume),
-            "expected_cum": _num(self.rvol.last_expected_cum[s]),
-            "rvol_bar": _num(a.rvol_bar),
-            "rvol_cum": _num(a.rvol_cum),
-            "vix": _num(a.vix),
-            "regime": a.regime,
-            "multiplier": _num(a.threshold_multiplier),
-            "poc": a.profile.get("poc"),
-        }
-        batch.bars.append((keys.rvol(symbol, date), {hhmm: json.dumps(entry, sort_keys=True)}))
-        if a.profile:
-            prices, vols = self.profiles.arrays(s)
-            state: dict[str, str] = {k: repr(v) for k, v in a.profile.items()}
-            state["bar_start"] = str(int(bar["start"]))
-            state["baseline"] = self.baseline_source[s]
-            state["bins"] = json.dumps(
-                [[float(p), int(v)] for p, v in zip(prices, vols, strict=True) if v]
-            )
-            batch.state[keys.profile(symbol, date)] = state
+    def _key(
+        self, cache: list[tuple[int, str]], s: int, date: int, make: Callable[[str, int], str]
+    ) -> str:
+        """``make(symbol, date)`` of slot ``s``, cached per slot for its latest date."""
+        hit = cache[s]
+        if hit[0] != date:
+            hit = (date, make(self._symbols[s], date))
+            cache[s] = hit
+        return hit[1]
 
     def record_bars(
         self, bars: np.ndarray, dates: np.ndarray, va: BarAnalyticsColumns, batch: StoreBatch
     ) -> None:
-        """:meth:`record` for the bars of :meth:`on_regular_bars`."""
-        for j, (b, d) in enumerate(zip(bars, dates.tolist(), strict=True)):
-            self.record(self.instruments[int(b["slot"])].symbol, b, d, va.row(j), batch)
+        """Write the RVOL entries and the profiles of :meth:`on_regular_bars`' bars into ``batch``.
+
+        ``keys.rvol`` field ``HH:MM`` (IST bar start): JSON with the keys of
+        :data:`_RVOL_FIELDS` (numbers rounded to 6 decimals, :mod:`aion.volume.encode`).
+        ``keys.profile``: every statistic of ``va.profile`` as text (6 decimals, ``nan`` when
+        absent), ``bar_start``, ``baseline`` and, when the profile changed since its last
+        bins write and ``volume.profile.bins_interval_min`` minutes passed (or it is the first
+        of its session), ``bins`` (JSON ``[[price, volume], ...]`` of the non-empty bins).
+        """
+        n = bars.shape[0]
+        if n == 0:
+            return
+        slots = bars["slot"].astype(np.int64)
+        start = int(bars["start"][0])
+        mod = int(minute_of_day_ist(np.array([start]))[0])
+        hhmm = f"{mod // 60:02d}:{mod % 60:02d}"  # IST bar start
+        slot_l, date_l = slots.tolist(), dates.tolist()
+        rk = [
+            self._key(self._rvol_keys, s, d, keys.rvol) for s, d in zip(slot_l, date_l, strict=True)
+        ]
+        poc = va.profile.get("poc", np.full(n, math.nan))
+        cols = {
+            "cum_volume": self.rvol.cum[slots],
+            "expected_bar": va.expected_bar_volume,
+            "expected_cum": self.rvol.last_expected_cum[slots],
+            "minute": va.minute_of_session,
+            "multiplier": va.threshold_multiplier,
+            "poc": poc,
+            "rvol_bar": va.rvol_bar,
+            "rvol_cum": va.rvol_cum,
+            "start": bars["start"],
+            "vix": va.vix,
+            "volume": bars["volume"],
+        }
+        names = [k for k, _ in _RVOL_FIELDS if k != "regime"]
+        values = np.column_stack([cols[k].astype(np.float64) for k in names])
+        decimals = [d for k, d in _RVOL_FIELDS if k != "regime"]
+        texts: list[str] = [""] * n
+        distinct = sorted(set(va.regime))  # one regime per minute in practice
+        for regime in distinct:
+            lit = [f'{{"{names[0]}": ', *(f', "{k}": ' for k in names[1:]), "}"]
+            lit[names.index("rvol_bar")] = f', "regime": {json.dumps(regime)}, "rvol_bar": '
+            rows = np.flatnonzero(np.array(va.regime) == regime) if len(distinct) > 1 \
+                else np.arange(n)  # fmt: skip
+            for j, t in zip(rows.tolist(), render_rows(lit, values[rows], decimals, "null"),
+                            strict=True):  # fmt: skip
+                texts[j] = t
+        batch.bars.extend([(k, {hhmm: t}) for k, t in zip(rk, texts, strict=True)])
+        has = ~np.isnan(poc)
+        if has.any():
+            stats = {k: v[has] for k, v in va.profile.items()}
+            minute = int(va.minute_of_session[0])
+            self._write_profiles(slots[has], dates[has], stats, batch, start, minute)
+
+    def _write_profiles(
+        self,
+        slots: np.ndarray,
+        dates: np.ndarray,
+        stats: dict[str, np.ndarray],
+        batch: StoreBatch,
+        bar_start: int | None,
+        minute: int | None,
+    ) -> None:
+        """Profile hash fields of ``slots`` (with a profile) into ``batch``; bins when due
+        (always when ``minute`` is None: session end)."""
+        names = list(stats)
+        m = len(names)
+        fields = render_fields(np.column_stack([stats[k] for k in names]), [6] * m, "nan")
+        p = self.profiles
+        total = p.total[slots]
+        changed = (total != self._bins_total[slots]) | (self._bins_date[slots] != dates)
+        if minute is None:
+            due = changed
+        else:
+            interval = self.config.volume.profile.bins_interval_min
+            due = changed & ((self._bins_date[slots] != dates)
+                             | (minute - self._bins_minute[slots] >= interval))  # fmt: skip
+        bins: dict[int, str] = {}
+        if due.any():
+            ds = slots[due]
+            texts = render_bins(ds, p.vol, p.lo, p.ticks_per_bin * p.tick)
+            bins = dict(zip(ds.tolist(), texts, strict=True))
+            self._bins_date[ds] = dates[due]
+            self._bins_total[ds] = total[due]
+            if minute is not None:
+                self._bins_minute[ds] = minute
+        state = batch.state
+        extra: dict[str, str] = {} if bar_start is None else {"bar_start": str(bar_start)}
+        for j, (s, d) in enumerate(zip(slots.tolist(), dates.tolist(), strict=True)):
+            mapping = dict(zip(names, fields[j * m : (j + 1) * m], strict=True))
+            mapping.update(extra)
+            mapping["baseline"] = self.baseline_source[s]
+            b = bins.get(s)
+            if b is not None:
+                mapping["bins"] = b
+            key = self._key(self._profile_keys, s, d, keys.profile)
+            old = state.get(key)
+            if old is None:
+                state[key] = mapping
+            else:
+                old.update(mapping)
 
     def rollup(self, regular: np.ndarray, batch: StoreBatch) -> None:
         """Roll up closed regular 1-minute bars (revision 0) and write completed bars."""
         self._write_rollups(self.rollups.update(regular), batch)
 
     def finish(self, batch: StoreBatch) -> None:
-        """Session end: apply held ticks and write the forming roll-ups."""
+        """Session end: apply held ticks, write every profile changed since its last bins
+        write (statistics and bins) and the forming roll-ups."""
         self._apply_pending(None)
+        p = self.profiles
+        live = np.flatnonzero(p.total > 0)
+        if live.shape[0]:
+            changed = (p.total[live] != self._bins_total[live]) | (
+                self._bins_date[live] != p.date[live]
+            )
+            slots = live[changed]
+            if slots.shape[0]:
+                self._write_profiles(slots, p.date[slots], p.stats(slots), batch, None, None)
         self._write_rollups(self.rollups.finish(), batch)
 
     def _write_rollups(self, out: np.ndarray, batch: StoreBatch) -> None:
-        for r in out:
-            start = int(r["start"])
-            ist = to_ist(start)
-            date = ymd(ist.date())
-            sym = self.instruments[int(r["slot"])].symbol
-            bar = {
-                "start": start,
-                "open": round(float(r["open"]), 4),
-                "high": round(float(r["high"]), 4),
-                "low": round(float(r["low"]), 4),
-                "close": round(float(r["close"]), 4),
-                "volume": int(r["volume"]),
-                "oi": int(r["oi"]),
-                "ticks": int(r["ticks"]),
-                "minutes": int(r["minutes"]),
-            }
-            key = keys.bars(sym, f"{int(r['timeframe'])}m", date)
-            batch.bars.append((key, {ist.strftime("%H:%M"): encode_bar(bar)}))
+        """``keys.bars`` writes of rolled-up bars ``ROLLUP_DTYPE`` (k,): field ``HH:MM`` (IST
+        start) -> compact JSON (``encode_bar``'s keys, prices rounded to 4 decimals)."""
+        if out.shape[0] == 0:
+            return
+        starts = out["start"]
+        values = np.column_stack([out[k].astype(np.float64) for k, _ in _ROLLUP_FIELDS])
+        texts = render_rows(_ROLLUP_LITERALS, values, [d for _, d in _ROLLUP_FIELDS], "NaN")
+        mins = minute_of_day_ist(starts).tolist()
+        batch.bars.extend(
+            [
+                (keys.bars(self._symbols[s], f"{tf}m", d), {f"{mi // 60:02d}:{mi % 60:02d}": t})
+                for s, tf, d, mi, t in zip(
+                    out["slot"].tolist(),
+                    out["timeframe"].tolist(),
+                    session_dates(starts).tolist(),
+                    mins,
+                    texts,
+                    strict=True,
+                )
+            ]
+        )

@@ -13,9 +13,10 @@ that range fits, else the bins are merged pairwise (width doubles) until it fits
 memory stays bounded and no volume is ever dropped. The per-tick update is a Numba
 ``nogil`` kernel over the arrays (O(1) per tick, amortised).
 
-Statistics (:func:`profile_stats`), over the traded range (first to last non-empty bin;
+Statistics (:meth:`VolumeProfiles.stats`, all instruments of a minute in one Numba call,
+:func:`profile_stats_kernel`), over the traded range (first to last non-empty bin;
 empty bins inside the range count as price levels with 0 volume). Prices are the lower
-edge of a bin (the traded price itself when a bin is one tick):
+edge of a bin (the traded price itself when a bin is one tick), rounded to 6 decimals:
 
 * **POC** (point of control): the bin with the most volume; ties go to the bin nearest
   the middle of the traded range, then to the lower one (Market Profile convention,
@@ -25,10 +26,13 @@ edge of a bin (the traded price itself when a bin is one tick):
   (on a tie, both pairs); when one side is exhausted, add from the other (fewer than two
   bins left: what is left); stop as soon as the area holds ``value_area`` (70 %) of the
   session volume. VAH / VAL are the highest / lowest bins of the area.
-* **HVN / LVN**: after a centred moving average of ``smoothing_bins`` bins, local maxima
-  >= ``hvn_ratio`` x the mean volume per bin of the traded range are high-volume nodes,
-  local minima <= ``lvn_ratio`` x that mean (not at the range's edges) are low-volume
-  nodes; at most ``max_nodes`` of each, the largest (smallest) first.
+* **HVN / LVN**: smooth with a centred moving average of ``smoothing_bins`` bins (the
+  sum of the bins within ``smoothing_bins // 2`` of a bin, bins outside the traded range
+  counting 0, divided by ``smoothing_bins``; compared as exact integer sums); local maxima
+  (above the left neighbour, at least the right one) >= ``hvn_ratio`` x the mean volume per
+  bin of the traded range are high-volume nodes, local minima (below the left, at most the
+  right) <= ``lvn_ratio`` x that mean, never the range's edges, are low-volume nodes; at
+  most ``max_nodes`` of each, the largest (smallest) first, ties to the lower price.
 * **strength** = 1 - (value-area width / traded-range width), widths in bins: 0 when the
   value area spans the whole range, towards 1 when 70 % of the volume sits at few prices.
 * **poc_shift** = POC now - the session's first POC (rupees), the drift of value.
@@ -183,58 +187,118 @@ def value_area_bins(v: np.ndarray, fraction: float) -> tuple[int, int, int]:
     return poc, lo, hi
 
 
-def _nodes(v: np.ndarray, cfg: ProfileConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of HVN (descending volume) and LVN (ascending) in the traded range ``v``."""
-    w = cfg.smoothing_bins
-    sm = np.convolve(v.astype(np.float64), np.ones(w) / w, mode="same") if w > 1 else v * 1.0
-    if sm.shape[0] < 3:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    mean = float(v.mean())
-    c, left, right = sm[1:-1], sm[:-2], sm[2:]
-    peak = np.flatnonzero((c > left) & (c >= right) & (c >= cfg.hvn_ratio * mean)) + 1
-    trough = np.flatnonzero((c < left) & (c <= right) & (c <= cfg.lvn_ratio * mean)) + 1
-    peak = peak[np.argsort(-sm[peak], kind="stable")][: cfg.max_nodes]
-    trough = trough[np.argsort(sm[trough], kind="stable")][: cfg.max_nodes]
-    return peak, trough
+@njit(nogil=True, cache=True)
+def _top(idx: np.ndarray, n: int, key: np.ndarray, sign: int, out: np.ndarray) -> int:
+    """Write into ``out`` up to ``out.shape[0]`` of ``idx[:n]`` by ``sign * key`` descending,
+    ties to the earlier index (a stable sort); returns how many."""
+    taken = 0
+    while taken < out.shape[0] and taken < n:
+        best = -1
+        for t in range(n):
+            i = idx[t]
+            if i < 0:
+                continue
+            if best < 0 or sign * key[i] > sign * key[idx[best]]:
+                best = t
+        out[taken] = idx[best]
+        idx[best] = -1
+        taken += 1
+    return taken
 
 
-def profile_stats(
-    v: np.ndarray, first_price: float, bin_width: float, cfg: ProfileConfig
-) -> dict[str, float]:
-    """Statistics of one profile given as its traded range.
+@njit(nogil=True, cache=True)
+def profile_stats_kernel(
+    slots: np.ndarray,
+    vol: np.ndarray,
+    value_area: float,
+    smoothing_bins: int,
+    hvn_ratio: float,
+    lvn_ratio: float,
+    max_nodes: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Statistics of the profiles of ``slots`` (rules in the module docstring), in bins.
 
     Args:
-        v: int64 (k,) volumes of consecutive bins, ``v[0]`` and ``v[-1]`` non-zero.
-        first_price: price (rupees) of bin 0's lower edge.
-        bin_width: bin width, rupees.
-        cfg: ``volume.profile`` settings.
+        slots: int64 (n,) rows of ``vol``.
+        vol: int64 (slots, bins) volume per bin (shares).
+        value_area, smoothing_bins, hvn_ratio, lvn_ratio, max_nodes: ``volume.profile``.
 
     Returns:
-        ``poc``, ``vah``, ``val`` (rupees), ``poc_volume`` (shares), ``total_volume``,
-        ``value_area_volume``, ``strength`` in [0, 1), ``bin_width`` (rupees),
-        ``hvn_count``/``lvn_count`` and ``hvn_1``.. / ``lvn_1``.. node prices; ``{}`` for
-        an empty profile.
+        ``(bins, volumes, counts, hvn, lvn)``: ``bins`` int64 (n, 4) column indices into the
+        row of the first traded bin, the POC, VAL and VAH (-1 for an empty row); ``volumes``
+        int64 (n, 4) traded-range bins, total, POC and value-area volume (shares);
+        ``counts`` int64 (n, 2) HVN and LVN found; ``hvn``/``lvn`` int64 (n, max_nodes) their
+        column indices, largest (smallest) smoothed volume first, -1 padded.
     """
-    if v.shape[0] == 0 or v.sum() <= 0:
-        return {}
-    poc, lo, hi = value_area_bins(v, cfg.value_area)
-    hvn, lvn = _nodes(v, cfg)
-    out = {
-        "poc": round(first_price + poc * bin_width, 6),
-        "vah": round(first_price + hi * bin_width, 6),
-        "val": round(first_price + lo * bin_width, 6),
-        "poc_volume": float(v[poc]),
-        "total_volume": float(v.sum()),
-        "value_area_volume": float(v[lo : hi + 1].sum()),
-        "strength": 1.0 - (hi - lo + 1) / v.shape[0],
-        "bin_width": bin_width,
-        "hvn_count": float(hvn.shape[0]),
-        "lvn_count": float(lvn.shape[0]),
-    }
-    for name, idx in (("hvn", hvn), ("lvn", lvn)):
-        for n, i in enumerate(idx.tolist(), 1):
-            out[f"{name}_{n}"] = round(first_price + i * bin_width, 6)
-    return out
+    n = slots.shape[0]
+    cap = vol.shape[1]
+    bins = np.full((n, 4), -1, np.int64)
+    volumes = np.zeros((n, 4), np.int64)
+    counts = np.zeros((n, 2), np.int64)
+    hvn = np.full((n, max_nodes), -1, np.int64)
+    lvn = np.full((n, max_nodes), -1, np.int64)
+    sums = np.zeros(cap, np.int64)
+    peaks = np.zeros(cap, np.int64)
+    troughs = np.zeros(cap, np.int64)
+    half = smoothing_bins // 2
+    for i in range(n):
+        row = vol[slots[i]]
+        first = -1
+        last = -1
+        for k in range(cap):
+            if row[k] != 0:
+                if first < 0:
+                    first = k
+                last = k
+        if first < 0:
+            continue
+        v = row[first : last + 1]
+        k = last - first + 1
+        poc, lo, hi = value_area_bins(v, value_area)
+        total = np.int64(0)
+        for t in range(k):
+            total += v[t]
+        area = np.int64(0)
+        for t in range(lo, hi + 1):
+            area += v[t]
+        bins[i, 0] = first
+        bins[i, 1] = first + poc
+        bins[i, 2] = first + lo
+        bins[i, 3] = first + hi
+        volumes[i, 0] = k
+        volumes[i, 1] = total
+        volumes[i, 2] = v[poc]
+        volumes[i, 3] = area
+        if k < 3:
+            continue
+        # centred moving sums over smoothing_bins bins, zero outside the traded range
+        acc = np.int64(0)
+        for u in range(min(k, half + 1)):
+            acc += v[u]
+        for t in range(k):  # slide: bin t + half enters, bin t - half - 1 leaves
+            sums[t] = acc
+            if t + half + 1 < k:
+                acc += v[t + half + 1]
+            if t - half >= 0:
+                acc -= v[t - half]
+        mean = total / k
+        n_peaks = 0
+        n_troughs = 0
+        for t in range(1, k - 1):
+            c = sums[t]
+            if c > sums[t - 1] and c >= sums[t + 1] and c / smoothing_bins >= hvn_ratio * mean:
+                peaks[n_peaks] = t
+                n_peaks += 1
+            if c < sums[t - 1] and c <= sums[t + 1] and c / smoothing_bins <= lvn_ratio * mean:
+                troughs[n_troughs] = t
+                n_troughs += 1
+        counts[i, 0] = _top(peaks, n_peaks, sums, 1, hvn[i])
+        counts[i, 1] = _top(troughs, n_troughs, sums, -1, lvn[i])
+        for t in range(counts[i, 0]):
+            hvn[i, t] += first
+        for t in range(counts[i, 1]):
+            lvn[i, t] += first
+    return bins, volumes, counts, hvn, lvn
 
 
 class VolumeProfiles:
@@ -293,16 +357,68 @@ class VolumeProfiles:
         prices = (self.lo[slot] + np.arange(a, b)) * width
         return np.round(prices, 6), row[a:b].copy()
 
-    def stats(self, slot: int) -> dict[str, float]:
-        """:func:`profile_stats` of ``slot`` plus ``poc_shift`` (rupees since its first POC)."""
-        prices, v = self.arrays(slot)
-        if v.shape[0] == 0:
-            return {}
-        width = float(self.ticks_per_bin[slot] * self.tick[slot])
-        out = profile_stats(v, float(prices[0]), width, self.cfg)
-        d = int(self.date[slot])
-        if self._first_poc_date[slot] != d:
-            self._first_poc_date[slot] = d
-            self.first_poc[slot] = out["poc"]
-        out["poc_shift"] = round(out["poc"] - float(self.first_poc[slot]), 6)
+    def stat_names(self) -> tuple[str, ...]:
+        """The column names of :meth:`stats`, in a fixed order."""
+        k = self.cfg.max_nodes
+        return (
+            "poc", "vah", "val", "poc_volume", "total_volume", "value_area_volume",
+            "strength", "bin_width", "hvn_count", "lvn_count",
+            *(f"hvn_{i}" for i in range(1, k + 1)), *(f"lvn_{i}" for i in range(1, k + 1)),
+            "poc_shift",
+        )  # fmt: skip
+
+    def stats(self, slots: np.ndarray) -> dict[str, np.ndarray]:
+        """Statistics of the profiles of ``slots`` (int64 (n,), distinct), as float64 (n,) columns.
+
+        Columns (:meth:`stat_names`; NaN for a slot without traded volume): ``poc``, ``vah``,
+        ``val`` and the node prices ``hvn_1``.. / ``lvn_1``.. (rupees: the price of the bin as
+        in :meth:`arrays`, ``numpy.round(bin * width, 6)``; NaN past ``hvn_count`` /
+        ``lvn_count``), ``poc_volume``, ``total_volume``, ``value_area_volume`` (shares),
+        ``strength`` in [0, 1), ``bin_width`` (rupees), ``hvn_count``, ``lvn_count`` and
+        ``poc_shift`` (rupees, the POC minus the slot's first POC of its session as seen by
+        this method, rounded to 6 decimals). One :func:`profile_stats_kernel` call.
+        """
+        cfg = self.cfg
+        slots = np.ascontiguousarray(slots, np.int64)
+        bins, vols, counts, hvn, lvn = profile_stats_kernel(
+            slots, self.vol, cfg.value_area, cfg.smoothing_bins, cfg.hvn_ratio,
+            cfg.lvn_ratio, cfg.max_nodes,
+        )  # fmt: skip
+        has = bins[:, 0] >= 0
+        width = self.ticks_per_bin[slots] * self.tick[slots]
+        lo = self.lo[slots]
+
+        def price(idx: np.ndarray) -> np.ndarray:
+            if idx.ndim == 1:
+                return np.where(idx >= 0, np.round((lo + idx) * width, 6), math.nan)
+            p = np.round((lo[:, None] + idx) * width[:, None], 6)
+            return np.where(idx >= 0, p, math.nan)
+
+        def num(x: np.ndarray) -> np.ndarray:
+            return np.where(has, x.astype(np.float64), math.nan)
+
+        poc = price(bins[:, 1])
+        d = self.date[slots]
+        new = has & (self._first_poc_date[slots] != d)
+        self._first_poc_date[slots[new]] = d[new]
+        self.first_poc[slots[new]] = poc[new]
+        span = bins[:, 3] - bins[:, 2] + 1
+        out = {
+            "poc": poc,
+            "vah": price(bins[:, 3]),
+            "val": price(bins[:, 2]),
+            "poc_volume": num(vols[:, 2]),
+            "total_volume": num(vols[:, 1]),
+            "value_area_volume": num(vols[:, 3]),
+            "strength": num(1.0 - span / np.maximum(vols[:, 0], 1)),
+            "bin_width": num(width),
+            "hvn_count": num(counts[:, 0]),
+            "lvn_count": num(counts[:, 1]),
+        }
+        hp, lp = price(hvn), price(lvn)
+        for i in range(cfg.max_nodes):
+            out[f"hvn_{i + 1}"] = hp[:, i]
+        for i in range(cfg.max_nodes):
+            out[f"lvn_{i + 1}"] = lp[:, i]
+        out["poc_shift"] = np.round(poc - self.first_poc[slots], 6)
         return out

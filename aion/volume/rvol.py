@@ -56,34 +56,61 @@ class RvolTracker:
 
         slots int64 (k,), bar starts int64 epoch s (k,), ``regular`` bool (k,) in time
         order; ``first_cumulative`` int64 (slots,) Kite ``volume_traded`` at first sight.
+        A slot whose rows span several new dates ends on the last one's session.
         """
+        if slots.shape[0] == 0:
+            return
+        slots = slots.astype(np.int64)
         dates = session_dates(starts)
-        minutes = session_minute(starts)
-        for s, d, reg, m in zip(
-            slots.tolist(), dates.tolist(), regular.tolist(), minutes.tolist(), strict=True
-        ):
-            if self.date[s] != d:
-                self.date[s] = d
-                late = reg and m > 0
-                self.cum[s] = int(first_cumulative[s]) if late else 0
+        order = np.argsort(slots, kind="stable")
+        s, d = slots[order], dates[order]
+        head = np.ones(s.shape[0], np.bool_)
+        head[1:] = s[1:] != s[:-1]
+        before = np.where(head, self.date[s], np.roll(d, 1))  # the slot's date before each row
+        change = d != before
+        if not change.any():
+            return
+        rows = order[change]  # the rows starting a session, per slot in time order
+        tail = np.ones(rows.shape[0], np.bool_)  # the last session start of each slot wins
+        tail[:-1] = slots[rows[1:]] != slots[rows[:-1]]
+        rows = rows[tail]
+        sl = slots[rows]
+        late = regular[rows] & (session_minute(starts[rows]) > 0)
+        self.date[sl] = dates[rows]
+        self.cum[sl] = np.where(late, first_cumulative[sl], 0)
 
     def update(
-        self, slot: int, date: int, minute: int, volume: int, fno: float = 1.0
-    ) -> tuple[float, float, float]:
-        """Add a closed regular bar; returns ``(rvol_cum, rvol_bar, expected_bar_volume)``.
+        self,
+        slots: np.ndarray,
+        dates: np.ndarray,
+        minute: int,
+        volume: np.ndarray,
+        fno: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Add the closed regular bars of one session minute.
 
-        ``minute`` is the session minute (0..374), ``volume`` the bar's shares, ``fno`` the
-        F&O multiplier of the slot on ``date``.
+        Args:
+            slots: int64 (n,) distinct slots.
+            dates: int64 (n,) session dates YYYYMMDD.
+            minute: the session minute of the bars (0..374).
+            volume: int64 (n,) the bars' shares.
+            fno: float64 (n,) F&O multiplier of each slot on its date.
+
+        Returns:
+            ``(rvol_cum, rvol_bar, expected_bar_volume)``, float64 (n,) each (NaN without
+            an expectation).
         """
-        if self.date[slot] != date:
-            self.date[slot] = date
-            self.cum[slot] = 0
-        self.cum[slot] += volume
-        a = self.avg[slot] * fno
-        c = self.cum_share[slot]
-        exp_bar = a * (c[minute + 1] - c[minute])
-        exp_cum = a * c[minute + 1]
-        self.last_expected_cum[slot] = exp_cum
-        rvol_bar = volume / exp_bar if exp_bar > 0 else math.nan
-        rvol_cum = float(self.cum[slot]) / exp_cum if exp_cum > 0 else math.nan
-        return rvol_cum, rvol_bar, float(exp_bar)
+        new = self.date[slots] != dates
+        self.date[slots] = dates
+        cum = np.where(new, 0, self.cum[slots]) + volume
+        self.cum[slots] = cum
+        a = self.avg[slots] * fno
+        c0 = self.cum_share[slots, minute]
+        c1 = self.cum_share[slots, minute + 1]
+        exp_bar = a * (c1 - c0)
+        exp_cum = a * c1
+        self.last_expected_cum[slots] = exp_cum
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rvol_bar = np.where(exp_bar > 0, volume / exp_bar, math.nan)
+            rvol_cum = np.where(exp_cum > 0, cum / exp_cum, math.nan)
+        return rvol_cum, rvol_bar, exp_bar

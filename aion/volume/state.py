@@ -31,57 +31,57 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+KIND_NORMAL, KIND_FIRST, KIND_BAD, KIND_INVALID, KIND_RESET = 0, 1, 2, 3, 4
+"""Indices of the per-kind tick counts of :func:`apply_kernel`: rules 2, 1, 3, 5 and 4 of the
+module docstring."""
+
 
 @njit(nogil=True, cache=True)
-def _apply_kernel(
-    slots: np.ndarray,
-    session_date: np.ndarray,
-    cumulative: np.ndarray,
-    seen: np.ndarray,
-    state_session: np.ndarray,
-    last_cum: np.ndarray,
-    first_cum: np.ndarray,
-    total: np.ndarray,
-    bad: np.ndarray,
-    out: np.ndarray,
-) -> tuple[int, int, int, int]:
-    n_first = 0
-    n_bad = 0
-    n_invalid = 0
-    n_reset = 0
+def apply_kernel(slots, session_date, cumulative, use, st, out, kinds):  # pragma: no cover
+    """Apply the rules above tick by tick in array order.
+
+    ``slots``/``session_date``/``cumulative`` int64 (n,), ``use`` bool (n,) ticks that carry a
+    cumulative volume (the others yield 0 and touch nothing), ``st`` the state tuple
+    (:meth:`VolumeStateManager.state`), ``out`` int64 (n,) incremental volume, ``kinds`` int64
+    (5,) += ticks per ``KIND_*``. Numba: :meth:`VolumeStateManager.apply` and the compute
+    thread's fused pass (:mod:`aion.pipeline.ticks`) call it.
+    """
+    seen, state_session, last_cum, first_cum, total, bad = st
     for i in range(slots.shape[0]):
+        if not use[i]:
+            out[i] = 0
+            continue
         s = slots[i]
         d = session_date[i]
         c = cumulative[i]
         if c < 0:
             out[i] = 0
-            n_invalid += 1
-            continue
-        if not seen[s]:
+            kinds[KIND_INVALID] += 1
+        elif not seen[s]:
             seen[s] = True
             state_session[s] = d
             last_cum[s] = c
             first_cum[s] = c
             total[s] = 0
             out[i] = 0
-            n_first += 1
+            kinds[KIND_FIRST] += 1
         elif d > state_session[s]:
             state_session[s] = d
             first_cum[s] = 0
             last_cum[s] = c
             total[s] = c
             out[i] = c
-            n_reset += 1
+            kinds[KIND_RESET] += 1
         elif d < state_session[s] or c < last_cum[s]:
             bad[s] += 1
             out[i] = 0
-            n_bad += 1
+            kinds[KIND_BAD] += 1
         else:
             inc = c - last_cum[s]
             last_cum[s] = c
             total[s] += inc
             out[i] = inc
-    return n_first, n_bad, n_invalid, n_reset
+            kinds[KIND_NORMAL] += 1
 
 
 @dataclass
@@ -169,7 +169,11 @@ class VolumeStateManager:
         self.counters.restored += 1
 
     def apply(
-        self, slots: np.ndarray, session_date: np.ndarray, cumulative: np.ndarray
+        self,
+        slots: np.ndarray,
+        session_date: np.ndarray,
+        cumulative: np.ndarray,
+        use: np.ndarray | None = None,
     ) -> np.ndarray:
         """Turn cumulative volume into incremental volume, tick by tick in array order.
 
@@ -177,6 +181,8 @@ class VolumeStateManager:
             slots: int64 (n,) instrument slots; a slot may repeat (applied in order).
             session_date: int64 (n,) IST trading date ``YYYYMMDD`` of each tick.
             cumulative: int64 (n,) ``volume_traded`` of each tick.
+            use: bool (n,) ticks that carry a cumulative volume (the others yield 0 and touch
+                no state); None means all.
 
         Returns:
             int64 (n,) incremental volume per tick (>= 0).
@@ -184,33 +190,50 @@ class VolumeStateManager:
         slots = np.ascontiguousarray(slots, dtype=np.int64)
         if slots.shape[0] and int(slots.max()) >= self.capacity:
             self.ensure_capacity(int(slots.max()) + 1)
-        out = np.zeros(slots.shape[0], dtype=np.int64)
-        n_first, n_bad, n_invalid, n_reset = _apply_kernel(
+        out = np.empty(slots.shape[0], dtype=np.int64)
+        kinds = np.zeros(5, np.int64)
+        apply_kernel(
             slots,
             np.ascontiguousarray(session_date, dtype=np.int64),
             np.ascontiguousarray(cumulative, dtype=np.int64),
-            self.seen,
-            self.session,
-            self.last_cumulative,
-            self.first_cumulative,
-            self.incremental_total,
-            self.bad_ticks,
+            np.ones(slots.shape[0], np.bool_) if use is None else np.ascontiguousarray(use),
+            self.state(),
             out,
+            kinds,
         )
+        self.count(kinds)
+        return out
+
+    def state(self) -> tuple[np.ndarray, ...]:
+        """The state arrays (slots,) in :func:`apply_kernel` order."""
+        return (self.seen, self.session, self.last_cumulative, self.first_cumulative,
+                self.incremental_total, self.bad_ticks)  # fmt: skip
+
+    def count(self, kinds: np.ndarray) -> None:
+        """Add ticks applied by :func:`apply_kernel` to the counters: ``kinds`` int64 (5,), the
+        number of ticks of each ``KIND_*``."""
+        n_normal, n_first, n_bad, n_invalid, n_reset = (int(k) for k in kinds)
         c = self.counters
-        c.ticks += int(slots.shape[0])
+        c.ticks += n_normal + n_first + n_bad + n_invalid + n_reset
         c.first_seen += n_first
         c.bad_ticks += n_bad
         c.invalid_ticks += n_invalid
         c.session_resets += n_reset
-        return out
+
+    _SNAPSHOT = (
+        ("session_date", "session"),
+        ("first_cumulative", "first_cumulative"),
+        ("last_cumulative", "last_cumulative"),
+        ("incremental_total", "incremental_total"),
+        ("bad_ticks", "bad_ticks"),
+    )
 
     def snapshot(self, slot: int) -> dict[str, int]:
         """Persistable state of one slot (what the store writes and :meth:`restore` reads)."""
-        return {
-            "session_date": int(self.session[slot]),
-            "first_cumulative": int(self.first_cumulative[slot]),
-            "last_cumulative": int(self.last_cumulative[slot]),
-            "incremental_total": int(self.incremental_total[slot]),
-            "bad_ticks": int(self.bad_ticks[slot]),
-        }
+        return {name: int(getattr(self, attr)[slot]) for name, attr in self._SNAPSHOT}
+
+    def snapshots(self, slots: np.ndarray) -> list[dict[str, int]]:
+        """:meth:`snapshot` of each of ``slots`` (int64 (k,)), gathered column by column."""
+        names = [name for name, _ in self._SNAPSHOT]
+        cols = [getattr(self, attr)[slots].tolist() for _, attr in self._SNAPSHOT]
+        return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]

@@ -104,6 +104,8 @@ def test_fno_adjustments() -> None:
         ("volume:\n  profile:\n    value_area: 1.2\n",
          "volume.profile.value_area: must be in (0, 1)"),
         ("volume:\n  profile:\n    smoothing_bins: 4\n", "volume.profile.smoothing_bins"),
+        ("volume:\n  profile:\n    bins_interval_min: 0\n",
+         "volume.profile.bins_interval_min: must be > 0"),
         ("volume:\n  baseline:\n    sessions: 10\n    min_sessions: 20\n",
          "volume.baseline.min_sessions: must be <="),
         ("volume:\n  long_average_days: 0\n", "volume.long_average_days: must be > 0"),
