@@ -13,6 +13,9 @@ Each detector is a pure function ``(view, **params) -> Signal | None`` (see
 - Confidence = base + weighted ramps, weights summing to <= 1 - base
   (:func:`~aion.patterns.scoring.confidence`), so it lies in [0, 1] by construction.
 - Missing or NaN inputs give None, never an exception.
+- Each detector registers a vectorised *gate* ``_gate_<name>(frame, **params)``, a
+  necessary condition over the whole minute (:mod:`aion.patterns.frame`); the detector
+  itself runs only on the bars its gate passed, so the gate never decides a signal.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import math
 
 import numpy as np
 
+from aion.patterns.frame import MinuteFrame, loosen
 from aion.patterns.registry import InstrumentView, Signal, register
 from aion.patterns.scoring import (
     atr_or_range,
@@ -41,6 +45,88 @@ def _direction(sign: float) -> str:
     return "long" if sign > 0 else "short"
 
 
+def _none(f: MinuteFrame) -> np.ndarray:
+    """A gate passing no row (parameters that can never fire)."""
+    return np.zeros(len(f), np.bool_)
+
+
+def _gate_volume_spike(
+    f: MinuteFrame, min_ratio: float, min_body_fraction: float, **_: object
+) -> np.ndarray:
+    ratio, rng = f.bar_ratio, f.range
+    with np.errstate(invalid="ignore", divide="ignore"):
+        body = np.where(rng > 0, f.body / rng, np.nan)
+    return (
+        ~np.isnan(ratio)
+        & ~(ratio < loosen(min_ratio * f.multiplier))
+        & (rng > 0)
+        & ~(np.abs(body) < loosen(min_body_fraction))
+    )
+
+
+def _gate_breakout(
+    f: MinuteFrame, lookback_bars: int, min_volume_ratio: float, **_: object
+) -> np.ndarray:
+    if lookback_bars < 1 or lookback_bars > f.width:
+        return _none(f)
+    vr = f.recent_volume_ratio(lookback_bars)
+    hi, lo = f.hist_max("high", lookback_bars), f.hist_min("low", lookback_bars)
+    return (
+        (f.history_len >= lookback_bars)
+        & ~np.isnan(vr)
+        & ~(vr < loosen(min_volume_ratio * f.multiplier))
+        & ((f.close > hi) | (f.close < lo))
+    )
+
+
+def _gate_volume_breakout(
+    f: MinuteFrame,
+    lookback_bars: int,
+    min_bars: int,
+    min_bar_ratio: float,
+    min_rvol_cum: float,
+    **_: object,
+) -> np.ndarray:
+    if lookback_bars < 1:
+        return _none(f)
+    br, cum, m = f.bar_ratio, f.rvol_cum, f.multiplier
+    hi, lo = f.hist_max("high", lookback_bars), f.hist_min("low", lookback_bars)
+    return (
+        (f.history_len >= max(1, min_bars))
+        & ~np.isnan(br)
+        & np.isfinite(cum)
+        & ~(br < loosen(min_bar_ratio * m))
+        & ~(cum < loosen(min_rvol_cum * m))
+        & ((f.close > hi) | (f.close < lo))
+    )
+
+
+def _gate_volume_price_divergence(
+    f: MinuteFrame, lookback_bars: int, min_move_atr: float, max_volume_ratio: float
+) -> np.ndarray:
+    k = lookback_bars - 1
+    if lookback_bars < 4 or k > f.width:
+        return _none(f)
+    closes = np.column_stack((f.hist("close", k), f.close))
+    vols = np.column_stack((f.hist("volume", k), f.volume))
+    half = lookback_bars // 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        early, late = vols[:, :half].mean(axis=1), vols[:, half:].mean(axis=1)
+        vr = late / early
+        move = f.close - closes[:, 0]
+        move_atr = np.abs(move) / f.atr
+    up = (f.close >= closes.max(axis=1)) & (move > 0)
+    down = (f.close <= closes.min(axis=1)) & (move < 0)
+    return (
+        (f.history_len >= k)
+        & (early > 0)
+        & np.isfinite(f.atr)
+        & ~(vr > loosen(max_volume_ratio, up=True))
+        & (up | down)
+        & ~(move_atr < loosen(min_move_atr))
+    )
+
+
 # ---------------------------------------------------------------------------- volume_spike
 
 
@@ -52,6 +138,7 @@ def _direction(sign: float) -> str:
         "ratio_cap": (10.0, "cap on the ratio before scoring"),
         "min_body_fraction": (0.3, "|close-open| / (high-low) needed for a direction"),
     },
+    gate=_gate_volume_spike,
 )
 def volume_spike(
     view: InstrumentView, min_ratio: float, ratio_cap: float, min_body_fraction: float
@@ -102,6 +189,7 @@ def volume_spike(
         "min_volume_ratio": (1.5, "bar volume / mean volume of the prior bars (x multiplier)"),
         "ratio_cap": (10.0, "cap on the volume ratio before scoring"),
     },
+    gate=_gate_breakout,
 )
 def breakout(
     view: InstrumentView, lookback_bars: int, min_volume_ratio: float, ratio_cap: float
@@ -163,6 +251,7 @@ def breakout(
         "min_rvol_cum": (1.2, "cumulative RVOL of the day needed (x multiplier)"),
         "ratio_cap": (10.0, "cap on both volume ratios before scoring"),
     },
+    gate=_gate_volume_breakout,
 )
 def volume_breakout(
     view: InstrumentView,
@@ -240,6 +329,7 @@ def volume_breakout(
         "min_move_atr": (2.0, "close-to-close move over the window needed, in ATR"),
         "max_volume_ratio": (0.7, "mean volume of the window's later half / earlier half, at most"),
     },
+    gate=_gate_volume_price_divergence,
 )
 def volume_price_divergence(
     view: InstrumentView, lookback_bars: int, min_move_atr: float, max_volume_ratio: float
@@ -308,6 +398,66 @@ _MOMENTUM_PARAMS: dict[str, tuple[object, str]] = {
 }
 
 
+def _gate_momentum(
+    f: MinuteFrame,
+    sign: float,
+    lookback_bars: int,
+    min_move_atr: float,
+    rsi_min: float,
+    rsi_max: float,
+    min_volume_ratio: float,
+    volume_lookback: int,
+) -> np.ndarray:
+    if lookback_bars < 1 or lookback_bars > f.width:
+        return _none(f)
+    ema20, rsi, atr = f.indicator("ema_20"), f.indicator("rsi_14"), f.atr
+    rsi_dir = rsi if sign > 0 else 100.0 - rsi
+    move = sign * (f.close - f.hist_col("close", lookback_bars))
+    vr = f.recent_volume_ratio(volume_lookback)
+    return (
+        (f.history_len >= max(lookback_bars, volume_lookback))
+        & np.isfinite(ema20)
+        & np.isfinite(rsi)
+        & np.isfinite(atr)
+        & (sign * (f.close - ema20) > 0)
+        & ~(move < loosen(min_move_atr * atr))
+        & (rsi_min <= rsi_dir)
+        & (rsi_dir <= rsi_max)
+        & ~np.isnan(vr)
+        & ~(vr < loosen(min_volume_ratio * f.multiplier))
+    )
+
+
+def _gate_upside_momentum(
+    f: MinuteFrame,
+    lookback_bars: int,
+    min_move_atr: float,
+    rsi_min: float,
+    rsi_max: float,
+    min_volume_ratio: float,
+    volume_lookback: int,
+    **_: object,
+) -> np.ndarray:
+    return _gate_momentum(
+        f, 1.0, lookback_bars, min_move_atr, rsi_min, rsi_max, min_volume_ratio, volume_lookback
+    )
+
+
+def _gate_downside_momentum(
+    f: MinuteFrame,
+    lookback_bars: int,
+    min_move_atr: float,
+    rsi_min: float,
+    rsi_max: float,
+    min_volume_ratio: float,
+    volume_lookback: int,
+    **_: object,
+) -> np.ndarray:
+    return _gate_momentum(
+        f, -1.0, lookback_bars, min_move_atr, rsi_min, rsi_max, min_volume_ratio, volume_lookback
+    )
+
+
 def _momentum(
     view: InstrumentView,
     sign: float,
@@ -371,6 +521,7 @@ def _momentum(
     "Persistent rise over the last N bars above EMA(20), RSI strong but not overextended, "
     "with volume",
     dict(_MOMENTUM_PARAMS),
+    gate=_gate_upside_momentum,
 )
 def upside_momentum(view: InstrumentView, **params: float) -> Signal | None:
     """Upside momentum (``long``).
@@ -392,6 +543,7 @@ def upside_momentum(view: InstrumentView, **params: float) -> Signal | None:
     "downside_momentum",
     "Persistent fall over the last N bars below EMA(20), RSI weak but not washed out, with volume",
     dict(_MOMENTUM_PARAMS),
+    gate=_gate_downside_momentum,
 )
 def downside_momentum(view: InstrumentView, **params: float) -> Signal | None:
     """Downside momentum (``short``): the mirror of :func:`upside_momentum`.
@@ -408,6 +560,35 @@ def downside_momentum(view: InstrumentView, **params: float) -> Signal | None:
 # ---------------------------------------------------------------------------- reversal
 
 
+def _gate_reversal(
+    f: MinuteFrame,
+    lookback_bars: int,
+    min_move_atr: float,
+    extreme_within: int,
+    min_volume_ratio: float,
+    volume_lookback: int,
+    **_: object,
+) -> np.ndarray:
+    if lookback_bars < 2 or extreme_within < 1 or lookback_bars > f.width:
+        return _none(f)
+    c, atr = f.close, f.atr
+    first = f.hist_col("close", lookback_bars)
+    need_move = loosen(min_move_atr * atr)
+    low_ext = np.minimum(f.hist_min("low", lookback_bars), f.low)
+    high_ext = np.maximum(f.hist_max("high", lookback_bars), f.high)
+    long = (c > f.open) & (c > f.hist_col("high", 1)) & ~(first - low_ext < need_move)
+    short = (c < f.open) & (c < f.hist_col("low", 1)) & ~(high_ext - first < need_move)
+    vr = f.recent_volume_ratio(volume_lookback)
+    return (
+        (f.history_len >= max(lookback_bars, volume_lookback))
+        & np.isfinite(atr)
+        & (f.range > 0)
+        & (long | short)
+        & ~np.isnan(vr)
+        & ~(vr < loosen(min_volume_ratio * f.multiplier))
+    )
+
+
 @register(
     "reversal",
     "A fresh N-bar extreme after a strong move, then a bar closing back through the prior "
@@ -420,6 +601,7 @@ def downside_momentum(view: InstrumentView, **params: float) -> Signal | None:
         "volume_lookback": (20, "bars in the volume mean"),
         "ratio_cap": (10.0, "cap on the volume ratio before scoring"),
     },
+    gate=_gate_reversal,
 )
 def reversal(
     view: InstrumentView,
@@ -487,6 +669,28 @@ def reversal(
 # ---------------------------------------------------------------------------- hidden_accumulation
 
 
+def _gate_hidden_accumulation(
+    f: MinuteFrame, min_imbalance: float, lookback_bars: int, max_move_atr: float, **_: object
+) -> np.ndarray:
+    tb, ts = f.book[:, 0], f.book[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        imb = (tb - ts) / (tb + ts)
+        move_atr = np.abs(f.close - f.hist_col("close", lookback_bars)) / f.atr
+    ok = (
+        np.isfinite(tb)
+        & np.isfinite(ts)
+        & ~(tb < 0)
+        & ~(ts < 0)
+        & (tb + ts > 0)
+        & ~(np.abs(imb) < min_imbalance)
+        & (f.history_len >= max(1, lookback_bars))
+        & np.isfinite(f.atr)
+    )
+    if lookback_bars >= 1:  # (lookback 0 reads the oldest bar: not gated on the move)
+        ok &= ~(move_atr > loosen(max_move_atr, up=True))
+    return ok
+
+
 @register(
     "hidden_accumulation",
     "Order-book imbalance (total and 5-level depth) building while the price stays flat",
@@ -496,6 +700,7 @@ def reversal(
         "max_move_atr": (0.5, "largest close move over the lookback, in ATR"),
         "ratio_cap": (10.0, "cap on the bar RVOL before scoring"),
     },
+    gate=_gate_hidden_accumulation,
 )
 def hidden_accumulation(
     view: InstrumentView,

@@ -15,8 +15,8 @@ The ICT vocabulary used here, reduced to explicit rules on 1-minute bars:
 - *kill zone*: IST time windows of heavy institutional activity (configured);
 - *displacement*: a large-bodied bar that breaks market structure.
 
-Conventions (ATR units, volume caps, bounded confidence, None on missing input) are those
-of :mod:`aion.patterns.core`.
+Conventions (ATR units, volume caps, bounded confidence, None on missing input, a
+vectorised gate per detector) are those of :mod:`aion.patterns.core`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from aion.market.time import minute_of_day_ist
+from aion.patterns.frame import MinuteFrame, loosen
 from aion.patterns.registry import InstrumentView, Signal, register
 from aion.patterns.scoring import (
     atr_or_range,
@@ -64,6 +65,27 @@ def swing_lows(low: np.ndarray, k: int) -> np.ndarray:
     return swing_highs(-low, k)
 
 
+def swing_high_mask(high: np.ndarray, k: int) -> np.ndarray:
+    """Rows of :func:`swing_highs` at once: ``high`` float64 (n, w) right-aligned and
+    NaN-padded on the left (:meth:`MinuteFrame.hist`) -> bool (n, w), True at every swing
+    high of the row's bars. NaN counts as -inf, so a bar next to the padding may be marked
+    where :func:`swing_highs` of the row's bars alone would not: a superset, for gates."""
+    n, w = high.shape
+    out = np.zeros((n, w), np.bool_)
+    if k < 1 or w < 2 * k + 1:
+        return out
+    x = np.where(np.isnan(high), -np.inf, high)
+    win = sliding_window_view(x, 2 * k + 1, axis=1)
+    centre = x[:, k : w - k]
+    ok = (centre >= win.max(axis=2)) & (centre > win[:, :, :k].max(axis=2))
+    out[:, k : w - k] = ok & np.isfinite(centre)
+    return out
+
+
+def _none(f: MinuteFrame) -> np.ndarray:
+    return np.zeros(len(f), np.bool_)
+
+
 def _close_position(view: InstrumentView, sign: float) -> float:
     """Where the close sits in the bar, 1 at the extreme in the signal's direction."""
     rng = view.high - view.low
@@ -90,6 +112,53 @@ def _pools(levels: np.ndarray, tol: float) -> list[tuple[float, float, int]]:
     return out
 
 
+def _gate_liquidity_pools(
+    f: MinuteFrame,
+    lookback_bars: int,
+    swing_bars: int,
+    tolerance_atr: float,
+    min_touches: int,
+    min_rejection_atr: float,
+) -> np.ndarray:
+    if lookback_bars < 3 or swing_bars < 1:
+        return _none(f)
+    h, lo = f.hist("high", lookback_bars), f.hist("low", lookback_bars)
+    sh, sl = swing_high_mask(h, swing_bars), swing_high_mask(-lo, swing_bars)
+    need = (min_rejection_atr * f.atr)[:, None]
+    c = f.close[:, None]
+    # an intact level is not exceeded by the bars after its pool's last swing, which
+    # include the last swing_bars bars
+    tail_hi, tail_lo = (
+        f.hist_max("high", swing_bars)[:, None],
+        f.hist_min("low", swing_bars)[:, None],
+    )
+    with np.errstate(invalid="ignore"):
+        short = sh & (h < f.high[:, None]) & (c <= loosen(h - need, up=True)) & ~(h < tail_hi)
+        long = sl & (lo > f.low[:, None]) & (c >= loosen(lo + need)) & ~(lo > tail_lo)
+    short_rows = np.any(short, axis=1)
+    long_rows = np.any(long, axis=1)
+    short_rows &= sh.sum(axis=1) >= min_touches
+    long_rows &= sl.sum(axis=1) >= min_touches
+    if min_touches >= 2:  # the level (top of its pool) has another swing within tolerance
+        tol = loosen(tolerance_atr * f.atr, up=True)
+        for side, swings, a, sign in ((short_rows, sh, h, 1.0), (long_rows, sl, lo, -1.0)):
+            rows = np.flatnonzero(side)
+            if rows.shape[0] == 0:
+                continue
+            x = sign * a[rows]  # levels as highs: the pool's top, neighbours below it
+            ok = swings[rows]
+            gap = x[:, :, None] - x[:, None, :]  # (r, i, i'): level i above swing i'
+            near = ok[:, :, None] & ok[:, None, :] & (gap >= 0) & (gap <= tol[rows, None, None])
+            near &= ~np.eye(x.shape[1], dtype=np.bool_)[None]
+            side[rows] = near.any(axis=(1, 2))
+    return (
+        np.isfinite(f.atr)
+        & (f.history_len >= 2 * swing_bars + 2)
+        & (f.range > 0)
+        & (short_rows | long_rows)
+    )
+
+
 @register(
     "liquidity_pools",
     "Stop hunt: a bar trades through equal swing highs/lows (a liquidity pool) and closes "
@@ -102,6 +171,7 @@ def _pools(levels: np.ndarray, tol: float) -> list[tuple[float, float, int]]:
         "min_rejection_atr": (0.1, "close back inside the pool level by at least this, in ATR"),
     },
     family="ict",
+    gate=_gate_liquidity_pools,
 )
 def liquidity_pools(
     view: InstrumentView,
@@ -189,6 +259,30 @@ def liquidity_pools(
 # ---------------------------------------------------------------------------- fair_value_gaps
 
 
+def _gate_fair_value_gaps(f: MinuteFrame, lookback_bars: int, min_gap_atr: float) -> np.ndarray:
+    h, lo = f.hist("high", lookback_bars), f.hist("low", lookback_bars)
+    if lookback_bars < 3 or h.shape[1] < 3:
+        return _none(f)
+    need = loosen(min_gap_atr * f.atr)[:, None]
+    c, o = f.close[:, None], f.open[:, None]
+    n = len(f)
+    # lowest low / highest high of the bars after bar i (untouched gaps), +-inf after the last
+    low_after = np.minimum.accumulate(np.where(np.isnan(lo), np.inf, lo)[:, ::-1], axis=1)
+    low_after = np.column_stack((low_after[:, ::-1][:, 1:], np.full(n, np.inf)))[:, 2:]
+    high_after = np.maximum.accumulate(np.where(np.isnan(h), -np.inf, h)[:, ::-1], axis=1)
+    high_after = np.column_stack((high_after[:, ::-1][:, 1:], np.full(n, -np.inf)))[:, 2:]
+    with np.errstate(invalid="ignore"):
+        top, bottom = lo[:, 2:], h[:, :-2]  # bullish gap [high[i-2], low[i]]
+        bull = top > bottom
+        bull_ok = bull & ~(top - bottom < need) & (f.low[:, None] <= top) & (c > bottom) & (c > o)
+        bull_ok &= low_after > top
+        top, bottom = lo[:, :-2], h[:, 2:]  # bearish gap [high[i], low[i-2]]
+        bear = ~bull & (bottom < top)
+        bear_ok = bear & ~(top - bottom < need) & (f.high[:, None] >= bottom) & (c < top) & (c < o)
+        bear_ok &= high_after < bottom
+    return np.isfinite(f.atr) & (f.history_len >= 3) & (bull_ok | bear_ok).any(axis=1)
+
+
 @register(
     "fair_value_gaps",
     "First retest of an unfilled fair value gap (3-bar imbalance), respected by the close",
@@ -197,6 +291,7 @@ def liquidity_pools(
         "min_gap_atr": (0.5, "smallest gap, in ATR"),
     },
     family="ict",
+    gate=_gate_fair_value_gaps,
 )
 def fair_value_gaps(view: InstrumentView, lookback_bars: int, min_gap_atr: float) -> Signal | None:
     """Fair value gap retest.
@@ -259,6 +354,47 @@ def fair_value_gaps(view: InstrumentView, lookback_bars: int, min_gap_atr: float
 # ---------------------------------------------------------------------------- OTE
 
 
+def _gate_optimal_trade_entry(
+    f: MinuteFrame, lookback_bars: int, min_leg_atr: float, fib_low: float, fib_high: float
+) -> np.ndarray:
+    if lookback_bars < 3 or f.width == 0:
+        return _none(f)
+    top, bottom = f.hist_max("high", lookback_bars), f.hist_min("low", lookback_bars)
+    leg = top - bottom
+    c = f.close
+    h, lo = f.hist("high", lookback_bars), f.hist("low", lookback_bars)
+    hi_inf, lo_inf = np.where(np.isnan(h), -np.inf, h), np.where(np.isnan(lo), np.inf, lo)
+    ih, il = np.argmax(hi_inf, axis=1), np.argmin(lo_inf, axis=1)  # first extreme, as per view
+    cols = np.arange(h.shape[1])[None, :]
+    with np.errstate(invalid="ignore"):
+        low_after_top = np.where(cols > ih[:, None], lo_inf, np.inf).min(axis=1, initial=np.inf)
+        high_after_bottom = np.where(cols > il[:, None], hi_inf, -np.inf).max(
+            axis=1, initial=-np.inf
+        )
+    up = (
+        (il < ih)
+        & (low_after_top > loosen(top - fib_low * leg))
+        & (f.low <= loosen(top - fib_low * leg, up=True))
+        & (c >= loosen(top - fib_high * leg))
+        & (f.high <= top)
+        & (c > f.open)
+    )
+    down = (
+        (ih < il)
+        & (high_after_bottom < loosen(bottom + fib_low * leg, up=True))
+        & (f.high >= loosen(bottom + fib_low * leg))
+        & (c <= loosen(bottom + fib_high * leg, up=True))
+        & (f.low >= bottom)
+        & (c < f.open)
+    )
+    return (
+        np.isfinite(f.atr)
+        & (f.history_len >= 3)
+        & ~(leg < loosen(min_leg_atr * f.atr))
+        & (up | down)
+    )
+
+
 @register(
     "optimal_trade_entry",
     "First touch of the 62-79% retracement of the last impulse leg, closing back with the leg",
@@ -274,6 +410,7 @@ def fair_value_gaps(view: InstrumentView, lookback_bars: int, min_gap_atr: float
         if 0.0 < p["fib_low"] < p["fib_high"] < 1.0
         else f"need 0 < fib_low < fib_high < 1, got {p['fib_low']}, {p['fib_high']}"
     ),
+    gate=_gate_optimal_trade_entry,
 )
 def optimal_trade_entry(
     view: InstrumentView, lookback_bars: int, min_leg_atr: float, fib_low: float, fib_high: float
@@ -340,6 +477,29 @@ def optimal_trade_entry(
 # ---------------------------------------------------------------------------- premium_discount
 
 
+def _gate_premium_discount(
+    f: MinuteFrame, min_bars: int, zone: float, min_range_atr: float
+) -> np.ndarray:
+    vwap, c = f.indicator("vwap"), f.close
+    top = np.maximum(f.hist_max("high"), f.high)
+    bottom = np.minimum(f.hist_min("low"), f.low)
+    rng = top - bottom
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = (c - bottom) / rng
+    long = (
+        (p <= loosen(zone, up=True)) & (c < vwap) & (c > np.maximum(f.open, f.hist_col("high", 1)))
+    )
+    short = (p >= loosen(1 - zone)) & (c > vwap) & (c < np.minimum(f.open, f.hist_col("low", 1)))
+    return (
+        np.isfinite(f.atr)
+        & np.isfinite(vwap)
+        & (f.history_len >= max(1, min_bars))
+        & ~(rng < loosen(min_range_atr * f.atr))
+        & (rng > 0)
+        & (long | short)
+    )
+
+
 @register(
     "premium_discount",
     "Rejection bar deep in the discount (premium) of the session's dealing range, on the "
@@ -351,6 +511,7 @@ def optimal_trade_entry(
     },
     family="ict",
     check=lambda p: None if 0.0 < p["zone"] < 0.5 else f"zone must be in (0, 0.5), got {p['zone']}",
+    gate=_gate_premium_discount,
 )
 def premium_discount(
     view: InstrumentView, min_bars: int, zone: float, min_range_atr: float
@@ -439,6 +600,32 @@ def _check_windows(p: dict[str, Any]) -> str | None:
     return None
 
 
+def _gate_killzone(
+    f: MinuteFrame,
+    windows: tuple[str, ...],
+    min_range_atr: float,
+    min_body_fraction: float,
+    min_volume_ratio: float,
+    **_: object,
+) -> np.ndarray:
+    mod = f.minute_of_day()
+    inside = np.zeros(len(f), np.bool_)
+    for a, b in parse_windows(tuple(windows)):
+        inside |= (a <= mod) & (mod < b)
+    rng, vr = f.range, f.bar_ratio
+    with np.errstate(invalid="ignore", divide="ignore"):
+        body = np.where(rng > 0, f.body / rng, np.nan)
+    return (
+        inside
+        & np.isfinite(f.atr)
+        & (rng > 0)
+        & ~np.isnan(vr)
+        & ~(vr < loosen(min_volume_ratio * f.multiplier))
+        & ~(rng < loosen(min_range_atr * f.atr))
+        & ~(np.abs(body) < loosen(min_body_fraction))
+    )
+
+
 @register(
     "killzone",
     "Displacement bar (large range, strong body, heavy volume) inside a configured IST kill zone",
@@ -451,6 +638,7 @@ def _check_windows(p: dict[str, Any]) -> str | None:
     },
     family="ict",
     check=_check_windows,
+    gate=_gate_killzone,
 )
 def killzone(
     view: InstrumentView,
@@ -506,6 +694,24 @@ def killzone(
 # ---------------------------------------------------------------------------- ict_momentum
 
 
+def _gate_ict_momentum(
+    f: MinuteFrame, lookback_bars: int, swing_bars: int, min_body_atr: float, **_: object
+) -> np.ndarray:
+    if lookback_bars < 3 or swing_bars < 1:
+        return _none(f)
+    vwap, c, body = f.indicator("vwap"), f.close, f.body
+    prev = f.hist_col("close", 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        body_atr = np.abs(body) / f.atr
+    return (
+        np.isfinite(f.atr)
+        & np.isfinite(vwap)
+        & (f.history_len >= 2 * swing_bars + 2)
+        & (((body > 0) & (c > vwap) & (prev < c)) | ((body < 0) & (c < vwap) & (prev > c)))
+        & ~(body_atr < loosen(min_body_atr))
+    )
+
+
 @register(
     "ict_momentum",
     "Displacement: a large-bodied bar closing through the last swing high/low (break of "
@@ -517,6 +723,7 @@ def killzone(
         "ratio_cap": (10.0, "cap on the bar RVOL before scoring"),
     },
     family="ict",
+    gate=_gate_ict_momentum,
 )
 def ict_momentum(
     view: InstrumentView, lookback_bars: int, swing_bars: int, min_body_atr: float, ratio_cap: float

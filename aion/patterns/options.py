@@ -16,6 +16,9 @@ Volatilities are annualised decimals (0.15 = 15 %); realised volatility is the s
 standard deviation of 1-minute log returns x sqrt(375 x 252) (375 regular minutes a
 day, 252 trading days a year). Theta is rupees per calendar day (Hull's convention, as
 published by :mod:`aion.options.greeks`).
+
+Their vectorised gates (see :mod:`aion.patterns.frame`) pass only rows that carry a chain
+(``MinuteFrame.chains``), with enough history and inside their time windows.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import math
 import numpy as np
 
 from aion.market.time import REGULAR_OPEN_MINUTE, minute_of_day_ist
+from aion.patterns.frame import REGIME_LEVELS, MinuteFrame, loosen
 from aion.patterns.registry import InstrumentView, Signal, register
 from aion.patterns.scoring import (
     REGIMES,
@@ -115,6 +119,20 @@ def _premium_signal(
 # ---------------------------------------------------------------------------- iv crush
 
 
+def _gate_iv_crush_play_straddle(
+    f: MinuteFrame, max_dte_days: float, rv_bars: int, **_: object
+) -> np.ndarray:
+    dte = f.chain_scalar("dte_days")
+    return (
+        f.has_chain()
+        & (rv_bars >= 2)
+        & (f.history_len >= rv_bars)
+        & np.isfinite(dte)
+        & ~(dte < 0)
+        & ~(dte > max_dte_days)
+    )
+
+
 @register(
     "iv_crush_play_straddle",
     "Sell the ATM straddle near expiry when implied volatility is rich against realised",
@@ -124,6 +142,7 @@ def _premium_signal(
         "rv_bars": (30, "1-minute returns in the realised volatility"),
     },
     family="options",
+    gate=_gate_iv_crush_play_straddle,
 )
 def iv_crush_play_straddle(
     view: InstrumentView, min_iv_rv_ratio: float, max_dte_days: float, rv_bars: int
@@ -170,6 +189,31 @@ def iv_crush_play_straddle(
 # ---------------------------------------------------------------------------- strangle
 
 
+def _gate_range_bound_strangle(
+    f: MinuteFrame,
+    lookback_bars: int,
+    max_range_atr: float,
+    max_vwap_atr: float,
+    max_adx: float,
+) -> np.ndarray:
+    if lookback_bars < 2:
+        return np.zeros(len(f), np.bool_)
+    vwap, adx, atr = f.indicator("vwap"), f.indicator("adx_14"), f.atr
+    top = np.maximum(f.hist_max("high", lookback_bars), f.high)
+    bottom = np.minimum(f.hist_min("low", lookback_bars), f.low)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        range_atr, vwap_atr = (top - bottom) / atr, np.abs(f.close - vwap) / atr
+    return (
+        f.has_chain()
+        & np.isfinite(atr)
+        & np.isfinite(vwap)
+        & (f.history_len >= lookback_bars)
+        & ~(range_atr > loosen(max_range_atr, up=True))
+        & ~(vwap_atr > loosen(max_vwap_atr, up=True))
+        & ~(np.isfinite(adx) & (adx > max_adx))
+    )
+
+
 @register(
     "range_bound_strangle",
     "Sell the one-strike-OTM strangle when the underlying is range-bound around VWAP",
@@ -180,6 +224,7 @@ def iv_crush_play_straddle(
         "max_adx": (20.0, "ADX(14) ceiling, when adx_14 is published"),
     },
     family="options",
+    gate=_gate_range_bound_strangle,
 )
 def range_bound_strangle(
     view: InstrumentView,
@@ -239,6 +284,10 @@ def range_bound_strangle(
 # ---------------------------------------------------------------------------- trap
 
 
+def _gate_market_maker_trap_detection(f: MinuteFrame, **_: object) -> np.ndarray:
+    return f.has_chain() & np.isfinite(f.atr)
+
+
 @register(
     "market_maker_trap_detection",
     "Underlying pokes through the open-interest wall strike (largest CE/PE OI) and closes "
@@ -248,6 +297,7 @@ def range_bound_strangle(
         "min_rejection_atr": (0.1, "close back inside the wall by at least this, in ATR"),
     },
     family="options",
+    gate=_gate_market_maker_trap_detection,
 )
 def market_maker_trap_detection(
     view: InstrumentView, min_wall_share: float, min_rejection_atr: float
@@ -306,6 +356,21 @@ def market_maker_trap_detection(
 # ---------------------------------------------------------------------------- premium collection
 
 
+def _gate_premium_collection_strategy(
+    f: MinuteFrame, max_regime: str, rv_bars: int, start_minute: int, end_minute: int, **_: object
+) -> np.ndarray:
+    minute, level = f.session_minute(), f.regime_level()
+    return (
+        f.has_chain()
+        & (level >= 0)
+        & (level <= REGIME_LEVELS[max_regime])
+        & (start_minute <= minute)
+        & (minute <= end_minute)
+        & (rv_bars >= 2)
+        & (f.history_len >= rv_bars)
+    )
+
+
 @register(
     "premium_collection_strategy",
     "Sell the ATM straddle for theta when its daily decay yield is high, the VIX regime "
@@ -323,6 +388,7 @@ def market_maker_trap_detection(
         if p["max_regime"] in REGIMES
         else f"max_regime {p['max_regime']!r} is not one of {', '.join(REGIMES)}"
     ),
+    gate=_gate_premium_collection_strategy,
 )
 def premium_collection_strategy(
     view: InstrumentView,
@@ -381,6 +447,13 @@ def premium_collection_strategy(
 # ---------------------------------------------------------------------------- kow signal
 
 
+def _gate_kow_signal_straddle(
+    f: MinuteFrame, start_minute: int, end_minute: int, **_: object
+) -> np.ndarray:
+    minute, vwap = f.session_minute(), f.chain_scalar("atm_straddle_vwap")
+    return f.has_chain() & (vwap > 0) & (start_minute <= minute) & (minute <= end_minute)
+
+
 @register(
     "kow_signal_straddle",
     "ATM straddle premium vs its session VWAP: below VWAP sell the straddle, above buy it back",
@@ -390,6 +463,7 @@ def premium_collection_strategy(
         "end_minute": (345, "latest bar, minutes after 09:15 IST (345 = 15:00)"),
     },
     family="options",
+    gate=_gate_kow_signal_straddle,
 )
 def kow_signal_straddle(
     view: InstrumentView, min_deviation: float, start_minute: int, end_minute: int

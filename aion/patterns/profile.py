@@ -7,13 +7,17 @@ enable the node tests, and ``poc_prev``, ``vah_prev``, ``val_prev`` (the same af
 previous bar) the POC-shift and value-area expansion/contraction setups. A missing key
 skips the setups that need it; without ``poc``/``vah``/``val`` nothing fires.
 
-Conventions (ATR units, volume caps, bounded confidence) as in :mod:`aion.patterns.core`.
+Conventions (ATR units, volume caps, bounded confidence, a vectorised gate per detector)
+as in :mod:`aion.patterns.core`.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from aion.patterns.frame import MinuteFrame, loosen
 from aion.patterns.registry import InstrumentView, Signal, register
 from aion.patterns.scoring import (
     atr_or_range,
@@ -46,6 +50,36 @@ def _volume_ratio(view: InstrumentView, lookback: int = 20) -> float:
     return vr if not math.isnan(vr) else recent_volume_ratio(view, lookback)
 
 
+def _frame_volume_ratio(f: MinuteFrame, lookback: int = 20) -> np.ndarray:
+    """Vectorised :func:`_volume_ratio`, float64 (n,)."""
+    return np.where(np.isnan(f.bar_ratio), f.recent_volume_ratio(lookback), f.bar_ratio)
+
+
+def _nodes(f: MinuteFrame, kind: str) -> list[np.ndarray]:
+    """The profile's ``kind`` node columns (``hvn_1``...), as :func:`nearest_node` reads them."""
+    p = kind + "_"
+    return [v for k, v in f.profile.items() if k.startswith(p) and k[len(p) :].isdigit()]
+
+
+def _gate_volume_profile_breakout(
+    f: MinuteFrame, acceptance_bars: int, min_bars: int, min_volume_ratio: float, **_: object
+) -> np.ndarray:
+    if acceptance_bars < 1:
+        return np.zeros(len(f), np.bool_)
+    vah, val, c = f.profile_col("vah"), f.profile_col("val"), f.close
+    before = f.hist_col("close", acceptance_bars)
+    vr = _frame_volume_ratio(f)
+    return (
+        np.isfinite(vah)
+        & np.isfinite(val)
+        & np.isfinite(f.atr)
+        & (f.history_len >= max(min_bars, acceptance_bars))
+        & (((c > vah) & (before <= vah)) | ((c < val) & (before >= val)))
+        & ~np.isnan(vr)
+        & ~(vr < loosen(min_volume_ratio * f.multiplier))
+    )
+
+
 @register(
     "volume_profile_breakout",
     "Acceptance outside the value area: N closes beyond VAH/VAL after a close inside, with volume",
@@ -56,6 +90,7 @@ def _volume_ratio(view: InstrumentView, lookback: int = 20) -> float:
         "ratio_cap": (10.0, "cap on the volume ratio before scoring"),
     },
     family="volume_profile",
+    gate=_gate_volume_profile_breakout,
 )
 def volume_profile_breakout(
     view: InstrumentView,
@@ -115,6 +150,60 @@ SETUPS = {
 """Codes of :func:`volume_profile_advanced`'s setups (evidence ``setup``)."""
 
 
+def _gate_volume_profile_advanced(
+    f: MinuteFrame,
+    min_bars: int,
+    min_rejection_atr: float,
+    min_shift_atr: float,
+    min_traverse_body: float,
+    min_va_change: float,
+    **_: object,
+) -> np.ndarray:
+    """Prerequisites of every setup, and at least one setup's own tests."""
+    poc, vah, val = f.profile_col("poc"), f.profile_col("vah"), f.profile_col("val")
+    lo, hi, rng, atr, o, c = f.low, f.high, f.range, f.atr, f.open, f.close
+
+    def rejection(level: np.ndarray) -> np.ndarray:  # POC / HVN rejection's tests
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = np.abs(c - level) / atr
+        return (
+            (lo <= level)
+            & (level <= hi)
+            & ((o - level) * (c - level) > 0)
+            & ~(d < loosen(min_rejection_atr))
+        )
+
+    setup = rejection(poc)
+    for node in _nodes(f, "hvn"):  # HVN test: the nearest HVN passes them
+        setup |= rejection(node)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shift = np.abs(poc - f.profile_col("poc_prev")) / atr
+        body = np.abs(f.body) / rng
+        vah_prev, val_prev = f.profile_col("vah_prev"), f.profile_col("val_prev")
+        width_prev = vah_prev - val_prev
+        change = np.abs((vah - val) / width_prev - 1.0)
+    setup |= np.isfinite(shift) & ~(shift < loosen(min_shift_atr))  # POC shift
+    lvn = np.zeros(len(f), np.bool_)
+    for node in _nodes(f, "lvn"):  # LVN traverse: the nearest LVN lies between open and close
+        lvn |= (o - node) * (c - node) < 0
+    setup |= lvn & ~(body < loosen(min_traverse_body))  # LVN traverse
+    setup |= (  # value-area expansion / contraction
+        np.isfinite(vah_prev)
+        & np.isfinite(val_prev)
+        & (width_prev > 0)
+        & ~(change < loosen(min_va_change))
+    )
+    return (
+        np.isfinite(poc)
+        & np.isfinite(vah)
+        & np.isfinite(val)
+        & np.isfinite(atr)
+        & (rng > 0)
+        & (f.history_len >= min_bars)
+        & setup
+    )
+
+
 @register(
     "volume_profile_advanced",
     "Profile setups: POC rejection, POC shift, HVN test, LVN traverse, value-area "
@@ -128,6 +217,7 @@ SETUPS = {
         "ratio_cap": (10.0, "cap on the volume ratio before scoring"),
     },
     family="volume_profile",
+    gate=_gate_volume_profile_advanced,
 )
 def volume_profile_advanced(
     view: InstrumentView,

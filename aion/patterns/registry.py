@@ -4,10 +4,16 @@ A detector is one function ``(view: InstrumentView, **params) -> Signal | None``
 registered by name with :func:`register`; ``config/patterns.yaml`` enables it
 and sets its parameters, minimum confidence and cooldown. Unknown names or
 parameters stop start-up with a message listing what is known.
+
+Every detector also registers a *gate*, a vectorised necessary condition
+``(frame: MinuteFrame, **params) -> bool (n,)`` over all bars of one minute
+(:mod:`aion.patterns.frame`); :meth:`PatternEngine.detect_minute` calls the detector
+only on the rows whose gate passed, with the same result as running it on every row.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from aion.config import ConfigError, PatternConfig
+from aion.patterns.frame import MinuteFrame
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,10 @@ class InstrumentView:
             ``dte_days``, ``atm_straddle`` (ATM CE + PE premium, rupees) and
             ``atm_straddle_vwap`` (volume-weighted mean straddle premium of the
             session). Empty when no chain is subscribed.
+        mean_range: mean of ``high - low`` over the history bars and this bar, rupees,
+            precomputed for the minute (:attr:`MinuteFrame.mean_range`); NaN when not
+            precomputed (hand-made views): :func:`~aion.patterns.scoring.atr_or_range`
+            then computes it from ``history``.
     """
 
     symbol: str
@@ -84,6 +95,7 @@ class InstrumentView:
     book: dict[str, float] = field(default_factory=dict)
     option: dict[str, float] = field(default_factory=dict)
     chain: dict[str, np.ndarray] = field(default_factory=dict)
+    mean_range: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,9 @@ class Signal:
 
 DetectorFn = Callable[..., Signal | None]
 
+GateFn = Callable[..., np.ndarray]
+"""``(frame: MinuteFrame, **params) -> bool (n,)``: rows where the detector may fire."""
+
 
 ParamCheck = Callable[[dict[str, Any]], str | None]
 """Validates a detector's resolved parameters; returns a one-line problem or None."""
@@ -118,14 +133,17 @@ class Detector:
     ``params`` maps parameter name -> (default, one-line description); a configured
     value must have the default's type (an int is accepted for a float). ``family``
     is one of :data:`FAMILIES`; ``check`` validates the resolved parameters at start-up.
+    ``gate`` is the vectorised necessary condition (:data:`GateFn`); None means the
+    detector is evaluated on every bar.
     """
 
     name: str
     fn: DetectorFn
     description: str
     params: dict[str, tuple[Any, str]]
-    family: str = "core"
-    check: ParamCheck | None = None
+    family: str
+    check: ParamCheck | None
+    gate: GateFn | None
 
 
 REGISTRY: dict[str, Detector] = {}
@@ -137,11 +155,17 @@ def register(
     params: dict[str, tuple[Any, str]],
     family: str = "core",
     check: ParamCheck | None = None,
+    *,
+    gate: GateFn | None,
 ) -> Callable[[DetectorFn], DetectorFn]:
     """Decorator registering a detector under ``name``.
 
+    ``gate`` is required (keyword): the detector's vectorised necessary condition, or
+    an explicit None for a detector evaluated on every bar.
+
     Raises:
         ValueError: ``name`` is already registered or ``family`` is unknown.
+        TypeError: no ``gate`` given.
     """
     if family not in FAMILIES:
         raise ValueError(f"detector {name!r}: family {family!r} not in {FAMILIES}")
@@ -149,7 +173,7 @@ def register(
     def deco(fn: DetectorFn) -> DetectorFn:
         if name in REGISTRY:
             raise ValueError(f"detector {name!r} registered twice")
-        REGISTRY[name] = Detector(name, fn, description, params, family, check)
+        REGISTRY[name] = Detector(name, fn, description, params, family, check, gate)
         return fn
 
     return deco
@@ -226,6 +250,7 @@ class PatternEngine:
                 raise ConfigError(f"patterns.yaml: {cfg.name}.params: {problem}")
             if cfg.enabled:
                 self.active.append(ActivePattern(det, params, cfg.min_confidence, cfg.cooldown_s))
+        self.gate_stats = GateStats([a.detector.name for a in self.active])
 
     def settings(self, name: str) -> ActivePattern:
         """The active pattern ``name``; KeyError when not enabled."""
@@ -235,10 +260,86 @@ class PatternEngine:
         raise KeyError(name)
 
     def detect(self, view: InstrumentView) -> list[Signal]:
-        """Signals of every enabled detector for this bar, in config order."""
+        """Signals of every enabled detector for this bar, in config order (ungated)."""
         out = []
         for a in self.active:
             sig = a.detector.fn(view, **a.params)
             if sig is not None:
                 out.append(sig)
         return out
+
+    def gates(self, frame: MinuteFrame) -> np.ndarray:
+        """Gate of every enabled detector over the minute: bool (patterns, n), config order.
+
+        Raises:
+            ValueError: a gate returned something other than bool (n,) (a coding error).
+        """
+        n = len(frame)
+        out = np.ones((len(self.active), n), np.bool_)
+        for i, a in enumerate(self.active):
+            gate = a.detector.gate
+            if gate is None:
+                continue
+            g = gate(frame, **a.params)
+            if not isinstance(g, np.ndarray) or g.shape != (n,) or g.dtype != np.bool_:
+                raise ValueError(f"gate of {a.detector.name} must return bool ({n},)")
+            out[i] = g
+        return out
+
+    def detect_minute(
+        self, frame: MinuteFrame, view_of: Callable[[int], InstrumentView]
+    ) -> list[tuple[InstrumentView, Signal]]:
+        """Signals of every enabled detector for the n bars of one minute.
+
+        Evaluates the gates over the frame, then runs each detector only on the rows its
+        gate passed; ``view_of(j)`` builds row ``j``'s view, called at most once per row
+        and only for rows some gate passed. The result is that of :meth:`detect` on every
+        row's view: ``(view, signal)`` pairs, rows in frame order, config order per row.
+        """
+        passed = self.gates(frame)
+        rows = np.flatnonzero(passed.any(axis=0))
+        out: list[tuple[InstrumentView, Signal]] = []
+        fired = np.zeros(len(self.active), np.int64)
+        for j in rows.tolist():
+            view = view_of(j)
+            for i in np.flatnonzero(passed[:, j]).tolist():
+                a = self.active[i]
+                sig = a.detector.fn(view, **a.params)
+                if sig is not None:
+                    out.append((view, sig))
+                    fired[i] += 1
+        self.gate_stats.add(len(frame), passed.sum(axis=1), rows.shape[0], fired)
+        return out
+
+
+class GateStats:
+    """Running counts of the gates of a :class:`PatternEngine` (bars, passes, signals).
+
+    Args:
+        names: the enabled detectors, config order.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.bars = 0
+        self.viewed = 0  # bars for which a view was built (some gate passed)
+        self.passed = np.zeros(len(names), np.int64)
+        self.fired = np.zeros(len(names), np.int64)
+
+    def add(self, bars: int, passed: np.ndarray, viewed: int, fired: np.ndarray) -> None:
+        """Count one minute: n bars, passes and signals per detector (int64 (patterns,))."""
+        self.bars += bars
+        self.viewed += viewed
+        self.passed += passed
+        self.fired += fired
+
+    def report(self) -> dict[str, dict[str, float]]:
+        """``name -> {passed, fired, pass_rate}`` (pass_rate = passed / bars, 0 without bars)."""
+        return {
+            n: {
+                "passed": int(p),
+                "fired": int(f),
+                "pass_rate": float(p) / self.bars if self.bars else 0.0,
+            }
+            for n, p, f in zip(self.names, self.passed, self.fired, strict=True)
+        }

@@ -86,16 +86,21 @@ def value(d: Mapping[str, float], name: str) -> float | None:
 def atr_or_range(view: InstrumentView, atr_name: str = "atr_14") -> float | None:
     """ATR when warm, else the mean range of the history and this bar; None when flat.
 
-    Rupees. Used to express distances in ATR units before the ATR is warm.
+    Rupees. Used to express distances in ATR units before the ATR is warm. The mean
+    range is ``view.mean_range`` when the minute's frame precomputed it
+    (:attr:`aion.patterns.frame.MinuteFrame.mean_range`, the same value), else computed
+    here from ``view.history``.
     """
     atr = indicator(view, atr_name)
     if atr is not None and atr > 0:
         return atr
-    h, lo = view.history.get("high"), view.history.get("low")
-    ranges = [view.high - view.low]
-    if h is not None and lo is not None and h.shape[0] == lo.shape[0] and h.shape[0]:
-        ranges.extend((h - lo).tolist())
-    r = float(np.mean(ranges)) if ranges else 0.0
+    r = view.mean_range
+    if math.isnan(r):
+        h, lo = view.history.get("high"), view.history.get("low")
+        bar = np.array([view.high - view.low])
+        if h is not None and lo is not None and h.shape[0] == lo.shape[0] and h.shape[0]:
+            bar = np.concatenate((bar, h - lo))
+        r = float(np.mean(bar))
     return r if math.isfinite(r) and r > 0 else None
 
 
@@ -148,9 +153,17 @@ def context(view: InstrumentView) -> dict[str, float]:
 
 
 def history_len(view: InstrumentView) -> int:
-    """Number of closed bars in ``view.history`` (0 when any OHLCV array is missing)."""
+    """Number of closed bars in ``view.history`` (0 when any OHLCV array is missing or
+    their lengths differ)."""
+    h = view.history
     try:
-        n = {view.history[k].shape[0] for k in ("open", "high", "low", "close", "volume")}
+        n = h["close"].shape[0]
+        same = (
+            h["open"].shape[0] == n
+            and h["high"].shape[0] == n
+            and h["low"].shape[0] == n
+            and h["volume"].shape[0] == n
+        )
     except KeyError:
         return 0
-    return n.pop() if len(n) == 1 else 0
+    return n if same else 0
