@@ -28,6 +28,8 @@ bar, or for a late tick the bar that receives its carried volume).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -53,27 +55,9 @@ BAR_DTYPE = np.dtype(
 
 @njit(nogil=True, cache=True)
 def _emit(
-    s: int,
-    start: int,
-    vol: int,
-    b_open: np.ndarray,
-    b_high: np.ndarray,
-    b_low: np.ndarray,
-    b_close: np.ndarray,
-    b_oi: np.ndarray,
-    b_ticks: np.ndarray,
-    b_gap: np.ndarray,
-    revision: int,
-    n_out: int,
-    out_slot: np.ndarray,
-    out_start: np.ndarray,
-    out_ohlc: np.ndarray,
-    out_vol: np.ndarray,
-    out_oi: np.ndarray,
-    out_ticks: np.ndarray,
-    out_rev: np.ndarray,
-    out_gap: np.ndarray,
-) -> int:
+    s, start, vol, b_open, b_high, b_low, b_close, b_oi, b_ticks, b_gap, revision, n_out,
+    out_slot, out_start, out_ohlc, out_vol, out_oi, out_ticks, out_rev, out_gap,
+):  # fmt: skip  # pragma: no cover - compiled
     out_slot[n_out] = s
     out_start[n_out] = start
     out_ohlc[n_out, 0] = b_open[s]
@@ -89,40 +73,19 @@ def _emit(
 
 
 @njit(nogil=True, cache=True)
-def _bars_kernel(
-    slots: np.ndarray,
-    ts: np.ndarray,
-    price: np.ndarray,
-    volume: np.ndarray,
-    oi: np.ndarray,
-    gap: np.ndarray,
-    clock: np.ndarray,
-    cur_start: np.ndarray,
-    last_closed: np.ndarray,
-    b_open: np.ndarray,
-    b_high: np.ndarray,
-    b_low: np.ndarray,
-    b_close: np.ndarray,
-    b_vol: np.ndarray,
-    b_oi: np.ndarray,
-    b_ticks: np.ndarray,
-    b_gap: np.ndarray,
-    carry: np.ndarray,
-    carry_gap: np.ndarray,
-    final: bool,
-    out_slot: np.ndarray,
-    out_start: np.ndarray,
-    out_ohlc: np.ndarray,
-    out_vol: np.ndarray,
-    out_oi: np.ndarray,
-    out_ticks: np.ndarray,
-    out_rev: np.ndarray,
-    out_gap: np.ndarray,
-) -> tuple[int, int]:
-    """Ticks in arrival order; ``clock[0]`` is the exchange clock (epoch s), updated in place.
+def bars_kernel(slots, ts, price, volume, oi, gap, clock, st, final, out):  # pragma: no cover
+    """Ticks in arrival order into the forming bars; returns ``(closed bars, late ticks)``.
 
-    With ``final`` (no ticks), closes every forming bar and re-emits bars holding late volume.
+    ``slots`` int64, ``ts`` int64 epoch s (> 0), ``price`` float64 rupees, ``volume`` int64
+    incremental, ``oi`` int64, ``gap`` bool, all (n,); ``clock`` int64 (1,) the exchange clock
+    (updated); ``st`` the state tuple (:meth:`BarBuilder.state`); ``out`` the output tuple
+    (:meth:`BarBuilder.outputs`). With ``final`` (no ticks), closes every forming bar and
+    re-emits bars holding late volume. Numba: :class:`BarBuilder` and the compute thread's
+    fused pass (:mod:`aion.pipeline.ticks`) call it.
     """
+    cur_start, last_closed, b_open, b_high, b_low, b_close, b_vol, b_oi, b_ticks, b_gap, \
+        carry, carry_gap = st  # fmt: skip
+    out_slot, out_start, out_ohlc, out_vol, out_oi, out_ticks, out_rev, out_gap = out
     n_out = 0
     n_late = 0
     n_slots = cur_start.shape[0]
@@ -204,6 +167,58 @@ def _bars_kernel(
     return n_out, n_late
 
 
+_PACKED_FIELDS: tuple[str, ...] = BAR_DTYPE.names or ()
+
+
+class BarOutputs(NamedTuple):
+    """Buffers for the bars closed by one call (:meth:`BarBuilder.outputs`).
+
+    Attributes:
+        raw: :func:`bars_kernel` outputs in emission order: slot, start, OHLC (k, 4) rupees,
+            volume, oi, ticks, revision, gap.
+        bars: ``BAR_DTYPE`` (k,), what :func:`pack_kernel` writes (sorted).
+        fields: views of ``bars``' fields (slot ... gap, ``BAR_DTYPE`` order).
+        segment_by_minute: int8 (1440,), the segment of each UTC minute of the day.
+    """
+
+    raw: tuple[np.ndarray, ...]
+    bars: np.ndarray
+    fields: tuple[np.ndarray, ...]
+    segment_by_minute: np.ndarray
+
+
+@njit(nogil=True, cache=True)
+def pack_kernel(raw, n, segment_by_minute, fields):  # pragma: no cover - compiled
+    """Write the first ``n`` bars of ``raw`` into ``fields`` (:class:`BarOutputs`) sorted by
+    (start, slot, revision), with their segment; returns how many have revision 0. Slots
+    below 2**28 (the sort key packs start, slot and revision into one int64)."""
+    out_slot, out_start, out_ohlc, out_vol, out_oi, out_ticks, out_rev, out_gap = raw
+    f_slot, f_start, f_open, f_high, f_low, f_close, f_vol, f_oi, f_ticks, f_seg, f_rev, \
+        f_gap = fields  # fmt: skip
+    key = np.empty(n, np.int64)
+    for i in range(n):
+        key[i] = (out_start[i] << 29) | (out_slot[i] << 1) | out_rev[i]
+    order = np.argsort(key, kind="mergesort")
+    n_first = 0
+    for j in range(n):
+        i = order[j]
+        f_slot[j] = out_slot[i]
+        f_start[j] = out_start[i]
+        f_open[j] = out_ohlc[i, 0]
+        f_high[j] = out_ohlc[i, 1]
+        f_low[j] = out_ohlc[i, 2]
+        f_close[j] = out_ohlc[i, 3]
+        f_vol[j] = out_vol[i]
+        f_oi[j] = out_oi[i]
+        f_ticks[j] = out_ticks[i]
+        f_seg[j] = segment_by_minute[(out_start[i] % 86_400) // 60]
+        f_rev[j] = out_rev[i]
+        f_gap[j] = out_gap[i]
+        if out_rev[i] == 0:
+            n_first += 1
+    return n_first
+
+
 class BarBuilder:
     """Forming 1-minute bars for every instrument slot, closed into ``BAR_DTYPE`` arrays.
 
@@ -218,6 +233,8 @@ class BarBuilder:
         self.bars_closed = 0
         self.clock = 0  # latest exchange timestamp seen, epoch seconds
         self._alloc(max(1, capacity))
+        # segment by UTC minute of day (the IST offset is whole minutes): no per-bar date math
+        self._segment_by_minute = segment_of(np.arange(1440, dtype=np.int64) * 60)
 
     def _alloc(self, n: int) -> None:
         self.cur_start = np.zeros(n, np.int64)
@@ -244,8 +261,22 @@ class BarBuilder:
         for k, arr in old.items():
             getattr(self, k)[:cap] = arr
 
-    def _out(self, n: int) -> tuple[np.ndarray, ...]:
-        return (
+    def state(self) -> tuple[np.ndarray, ...]:
+        """The forming-bar state arrays (slots,) in :func:`bars_kernel` order."""
+        return (self.cur_start, self.last_closed, self.b_open, self.b_high, self.b_low,
+                self.b_close, self.b_vol, self.b_oi, self.b_ticks, self.b_gap, self.carry,
+                self.carry_gap)  # fmt: skip
+
+    def unbarred(self, slots: np.ndarray) -> list[int]:
+        """Volume of each of ``slots`` (int64 (k,)) not in a bar handed out yet: its forming
+        bar's and its late volume waiting for a bar (shares)."""
+        cur, vol, carry = (a[slots].tolist() for a in (self.cur_start, self.b_vol, self.carry))
+        return [(v if c != 0 else 0) + k for c, v, k in zip(cur, vol, carry, strict=True)]
+
+    def outputs(self, n_ticks: int) -> BarOutputs:
+        """Output buffers for the bars ``n_ticks`` ticks can close (see :class:`BarOutputs`)."""
+        n = n_ticks + 2 * int(self.cur_start.shape[0])
+        raw = (
             np.empty(n, np.int64),
             np.empty(n, np.int64),
             np.empty((n, 4), np.float64),
@@ -255,24 +286,17 @@ class BarBuilder:
             np.empty(n, np.int8),
             np.empty(n, np.bool_),
         )
-
-    @staticmethod
-    def _pack(out: tuple[np.ndarray, ...], n: int) -> np.ndarray:
-        o_slot, o_start, o_ohlc, o_vol, o_oi, o_ticks, o_rev, o_gap = out
         bars = np.empty(n, BAR_DTYPE)
-        bars["slot"] = o_slot[:n]
-        bars["start"] = o_start[:n]
-        bars["open"] = o_ohlc[:n, 0]
-        bars["high"] = o_ohlc[:n, 1]
-        bars["low"] = o_ohlc[:n, 2]
-        bars["close"] = o_ohlc[:n, 3]
-        bars["volume"] = o_vol[:n]
-        bars["oi"] = o_oi[:n]
-        bars["ticks"] = o_ticks[:n]
-        bars["segment"] = segment_of(bars["start"])
-        bars["revision"] = o_rev[:n]
-        bars["gap"] = o_gap[:n]
-        return bars
+        fields = tuple(bars[f] for f in _PACKED_FIELDS)
+        return BarOutputs(raw, bars, fields, self._segment_by_minute)
+
+    def closed(self, out: BarOutputs, n_out: int, n_first: int, n_late: int) -> np.ndarray:
+        """The ``n_out`` bars :func:`pack_kernel` wrote to ``out``, ``n_first`` of them with
+        revision 0, closed by ticks of which ``n_late`` were late: counted, returned
+        (``BAR_DTYPE`` sorted by (start, slot, revision))."""
+        self.late_ticks += n_late
+        self.bars_closed += n_first
+        return out.bars[:n_out]
 
     def _run(
         self,
@@ -287,11 +311,10 @@ class BarBuilder:
         n = int(slots.shape[0])
         if n:
             self.ensure_capacity(int(slots.max()) + 1)
-        cap = int(self.cur_start.shape[0])
-        out = self._out(n + 2 * cap)
+        out = self.outputs(n)
         gap_flags = np.zeros(n, np.bool_) if gap is None else np.ascontiguousarray(gap, np.bool_)
         clock = np.array([self.clock], np.int64)
-        n_out, n_late = _bars_kernel(
+        n_out, n_late = bars_kernel(
             np.ascontiguousarray(slots, np.int64),
             np.ascontiguousarray(exchange_ts, np.int64),
             np.ascontiguousarray(last_price, np.float64),
@@ -299,20 +322,13 @@ class BarBuilder:
             np.ascontiguousarray(oi, np.int64),
             gap_flags,
             clock,
-            *(getattr(self, k) for k in self._STATE),
-            self.b_ticks,
-            self.b_gap,
-            self.carry,
-            self.carry_gap,
+            self.state(),
             final,
-            *out,
+            out.raw,
         )
         self.clock = int(clock[0])
-        self.late_ticks += n_late
-        bars = self._pack(out, n_out)
-        bars.sort(order=("start", "slot", "revision"), kind="stable")
-        self.bars_closed += int((bars["revision"] == 0).sum())
-        return bars
+        n_first = pack_kernel(out.raw, n_out, out.segment_by_minute, out.fields)
+        return self.closed(out, n_out, n_first, n_late)
 
     def update(
         self,

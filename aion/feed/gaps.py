@@ -3,8 +3,9 @@
 A :class:`~aion.feed.client.FeedClient` with ``gap_markers`` puts its
 :class:`~aion.feed.client.Gap` on the raw queue when a connection comes back, before the
 first frame of the new connection. The compute thread hands it to :class:`GapTracker`, which
-marks every instrument of that connection as waiting; the next tick of each such instrument
-is flagged, and the bar builder sets the ``gap`` flag of the bar that tick lands in.
+marks every instrument of that connection as waiting (:attr:`GapTracker.pending`); the compute
+thread's tick pass (:mod:`aion.pipeline.ticks`) flags the next tick of each such instrument and
+clears its mark, and the bar builder sets the ``gap`` flag of the bar that tick lands in.
 
 The volume itself needs nothing special: the VolumeStateManager keeps the last cumulative
 ``volume_traded`` across the gap, so the first tick after it yields the volume traded during
@@ -32,6 +33,10 @@ class GapTracker:
     Args:
         tokens: int64 (n,) instrument tokens sorted ascending; slot ``i`` is ``tokens[i]``
             (the compute engine's slot order).
+
+    Attributes:
+        pending: bool (n,), slots waiting for their first tick after a gap (the tick pass
+            flags that tick and clears the mark).
     """
 
     def __init__(self, tokens: np.ndarray) -> None:
@@ -50,22 +55,6 @@ class GapTracker:
         pos = np.minimum(np.searchsorted(self._tokens, toks), self._tokens.shape[0] - 1)
         hit = self._tokens[pos] == toks
         self.pending[pos[hit]] = True
-
-    def flag(self, slots: np.ndarray) -> np.ndarray | None:
-        """bool (n,): True at the first tick of each waiting slot in ``slots`` (clears it).
-
-        ``slots`` is int64 (n,) in arrival order. Returns None when no tick is flagged.
-        """
-        if slots.shape[0] == 0 or not self.pending.any():
-            return None
-        waiting = np.flatnonzero(self.pending[slots])
-        if waiting.shape[0] == 0:
-            return None
-        uniq, first = np.unique(slots[waiting], return_index=True)
-        out = np.zeros(slots.shape[0], np.bool_)
-        out[waiting[first]] = True
-        self.pending[uniq] = False
-        return out
 
     def frames(self, items: Sequence[tuple[int, str, Any]]) -> list[tuple[int, str, bytes]]:
         """``items`` of the raw queue without their :class:`Gap` markers (handed to

@@ -81,17 +81,24 @@ __all__ = [
     "TICK_DTYPE",
     "BytesLike",
     "DecodedFrames",
+    "FrameScan",
+    "JoinedFrames",
     "MalformedFrame",
     "decode_frame",
     "decode_frames",
     "decode_packet",
+    "depth_level",
     "encode_frame",
     "filter_frame",
     "is_heartbeat",
+    "join_frames",
+    "packet_fields",
     "packet_spans",
     "parse_text_message",
     "price_divisor",
     "price_divisors",
+    "scan_frames",
+    "scan_packets",
     "segment_of_token",
     "ticks_to_dicts",
 ]
@@ -362,10 +369,17 @@ def _scan_into(buf, start, end, offsets, lengths, tokens, k):  # pragma: no cove
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_frames(
+def scan_packets(
     buf, starts, ends, offsets, lengths, tokens, frame_of, status, where
 ):  # pragma: no cover - compiled
-    """:func:`_scan_into` over many frames laid end to end in ``buf``; returns packets kept."""
+    """Locate the packets of many frames laid end to end in ``buf`` (:func:`join_frames`).
+
+    Frame ``f`` is ``buf[starts[f]:ends[f]]``; writes each kept packet's body offset, length,
+    token and frame index (capacity :attr:`JoinedFrames.max_packets`), sets ``status[f]`` (an
+    index into :data:`FRAME_STATUS_REASONS`; frames already marked ``not bytes`` keep it) and
+    ``where[f]`` (the error's detail); returns the number of packets kept. Numba:
+    :func:`scan_frames` and the compute thread's fused pass (:mod:`aion.pipeline.ticks`).
+    """
     k = np.int64(0)
     for f in range(starts.size):
         s = starts[f]
@@ -476,65 +490,128 @@ def _i32(buf, p):  # pragma: no cover - compiled
     return v - (np.int64(1) << 32) if v >= (np.int64(1) << 31) else v
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _divisor(tok):  # pragma: no cover - compiled
+    seg = tok & 0xFF
+    return 10_000_000.0 if seg == 3 else (10_000.0 if seg == 6 or seg == 12 else 100.0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def packet_fields(buf, p, plen, tok):  # pragma: no cover - compiled
+    """Decode the scalar fields of the packet body ``buf[p:p+plen]`` of instrument ``tok``.
+
+    The one packet decoder: :func:`decode_frame`/:func:`decode_frames` write its result into
+    :data:`TICK_DTYPE` rows and the compute thread's columnar pass
+    (:mod:`aion.pipeline.ticks`) reads it directly. Numba-only (call it from compiled code).
+
+    Returns the tuple ``(mode, tradable, last_price, last_traded_quantity,
+    average_traded_price, volume_traded, total_buy_quantity, total_sell_quantity, open, high,
+    low, close, change, last_trade_time, oi, oi_day_high, oi_day_low, exchange_timestamp)``
+    (prices in rupees divided by the segment's divisor, quantities and epoch seconds as int64,
+    0 for what the packet does not carry; ``change`` is ``(last_price - close) * 100 / close``,
+    0 when close is 0, the same float operations as kiteconnect). Depth: :func:`depth_level`.
+    """
+    div = _divisor(tok)
+    lp = _i32(buf, p + 4) / div
+    zero = np.int64(0)
+    ltq = vol = tbq = tsq = ltt = oi = oih = oil = ets = zero
+    o = h = lo = c = 0.0
+    if plen == 8:
+        return (np.int64(1), tok & 0xFF != 9, lp, ltq, 0.0, vol, tbq, tsq, o, h, lo, c, 0.0,
+                ltt, oi, oih, oil, ets)  # fmt: skip
+    if plen == 28 or plen == 32:
+        mode = np.int64(2 if plen == 28 else 3)
+        h = _i32(buf, p + 8) / div
+        lo = _i32(buf, p + 12) / div
+        o = _i32(buf, p + 16) / div
+        c = _i32(buf, p + 20) / div
+        if plen == 32:
+            ets = _u32(buf, p + 28)
+        atp = 0.0
+    else:
+        mode = np.int64(2 if plen == 44 else 3)
+        ltq = _u32(buf, p + 8)
+        atp = _i32(buf, p + 12) / div
+        vol = _u32(buf, p + 16)
+        tbq = _u32(buf, p + 20)
+        tsq = _u32(buf, p + 24)
+        o = _i32(buf, p + 28) / div
+        h = _i32(buf, p + 32) / div
+        lo = _i32(buf, p + 36) / div
+        c = _i32(buf, p + 40) / div
+        if plen == 184:
+            ltt = _u32(buf, p + 44)
+            oi = _u32(buf, p + 48)
+            oih = _u32(buf, p + 52)
+            oil = _u32(buf, p + 56)
+            ets = _u32(buf, p + 60)
+    change = (lp - c) * 100 / c if c != 0 else 0.0
+    return (mode, tok & 0xFF != 9, lp, ltq, atp, vol, tbq, tsq, o, h, lo, c, change, ltt, oi,
+            oih, oil, ets)  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def depth_level(buf, p, j, tok):  # pragma: no cover - compiled
+    """Depth level ``j`` (0..4) of the full packet body at ``p`` of instrument ``tok``:
+    ``(buy quantity, buy price, buy orders, sell quantity, sell price, sell orders)`` (prices
+    in rupees, the rest int64). Numba-only; see :func:`packet_fields`."""
+    div = _divisor(tok)
+    b = p + 64 + 12 * j
+    a = b + 60
+    return (
+        _u32(buf, b),
+        _i32(buf, b + 4) / div,
+        (np.int64(buf[b + 8]) << 8) | np.int64(buf[b + 9]),
+        _u32(buf, a),
+        _i32(buf, a + 4) / div,
+        (np.int64(buf[a + 8]) << 8) | np.int64(buf[a + 9]),
+    )
+
+
 @numba.njit(cache=True, nogil=True)
 def _decode_kernel(buf, offsets, lengths, tokens, out):  # pragma: no cover - compiled
-    """Decode each packet body ``buf[offsets[i]:offsets[i]+lengths[i]]`` into ``out[i]``.
-
-    ``out`` is a zeroed :data:`TICK_DTYPE` array. Prices are divided by the segment's
-    divisor; ``change`` is ``(last_price - close) * 100 / close`` (0 when close is 0),
-    the same float operations as kiteconnect.
-    """
+    """Decode each packet body ``buf[offsets[i]:offsets[i]+lengths[i]]`` into ``out[i]``
+    (a zeroed :data:`TICK_DTYPE` array) with :func:`packet_fields` and :func:`depth_level`."""
     for i in range(offsets.size):
         p = offsets[i]
         plen = lengths[i]
         tok = tokens[i]
-        seg = tok & 0xFF
-        div = 10_000_000.0 if seg == 3 else (10_000.0 if seg == 6 or seg == 12 else 100.0)
+        (mode, tradable, lp, ltq, atp, vol, tbq, tsq, o, h, lo, c, change, ltt, oi, oih, oil,
+         ets) = packet_fields(buf, p, plen, tok)  # fmt: skip
         r = out[i]
         r["instrument_token"] = tok
         r["packet_length"] = plen
-        r["tradable"] = seg != 9
-        lp = _i32(buf, p + 4) / div
+        r["tradable"] = tradable
+        r["mode"] = mode
         r["last_price"] = lp
         if plen == 8:
-            r["mode"] = 1
             continue
-        if plen == 28 or plen == 32:
-            r["mode"] = 2 if plen == 28 else 3
-            r["high"] = _i32(buf, p + 8) / div
-            r["low"] = _i32(buf, p + 12) / div
-            r["open"] = _i32(buf, p + 16) / div
-            close = _i32(buf, p + 20) / div
-            if plen == 32:
-                r["exchange_timestamp"] = _u32(buf, p + 28)
-        else:
-            r["mode"] = 2 if plen == 44 else 3
-            r["last_traded_quantity"] = _u32(buf, p + 8)
-            r["average_traded_price"] = _i32(buf, p + 12) / div
-            r["volume_traded"] = _u32(buf, p + 16)
-            r["total_buy_quantity"] = _u32(buf, p + 20)
-            r["total_sell_quantity"] = _u32(buf, p + 24)
-            r["open"] = _i32(buf, p + 28) / div
-            r["high"] = _i32(buf, p + 32) / div
-            r["low"] = _i32(buf, p + 36) / div
-            close = _i32(buf, p + 40) / div
-            if plen == 184:
-                r["last_trade_time"] = _u32(buf, p + 44)
-                r["oi"] = _u32(buf, p + 48)
-                r["oi_day_high"] = _u32(buf, p + 52)
-                r["oi_day_low"] = _u32(buf, p + 56)
-                r["exchange_timestamp"] = _u32(buf, p + 60)
-                for j in range(5):
-                    b = p + 64 + 12 * j
-                    r["depth_buy_quantity"][j] = _u32(buf, b)
-                    r["depth_buy_price"][j] = _i32(buf, b + 4) / div
-                    r["depth_buy_orders"][j] = (np.int64(buf[b + 8]) << 8) | np.int64(buf[b + 9])
-                    a = b + 60
-                    r["depth_sell_quantity"][j] = _u32(buf, a)
-                    r["depth_sell_price"][j] = _i32(buf, a + 4) / div
-                    r["depth_sell_orders"][j] = (np.int64(buf[a + 8]) << 8) | np.int64(buf[a + 9])
-        r["close"] = close
-        r["change"] = (lp - close) * 100 / close if close != 0 else 0.0
+        r["open"] = o
+        r["high"] = h
+        r["low"] = lo
+        r["close"] = c
+        r["change"] = change
+        r["exchange_timestamp"] = ets
+        if plen == 28 or plen == 32:  # index packets carry nothing else (``out`` is zeroed)
+            continue
+        r["last_traded_quantity"] = ltq
+        r["average_traded_price"] = atp
+        r["volume_traded"] = vol
+        r["total_buy_quantity"] = tbq
+        r["total_sell_quantity"] = tsq
+        if plen == 184:
+            r["last_trade_time"] = ltt
+            r["oi"] = oi
+            r["oi_day_high"] = oih
+            r["oi_day_low"] = oil
+            for j in range(5):
+                bq, bp, bo, sq, sp, so = depth_level(buf, p, j, tok)
+                r["depth_buy_quantity"][j] = bq
+                r["depth_buy_price"][j] = bp
+                r["depth_buy_orders"][j] = bo
+                r["depth_sell_quantity"][j] = sq
+                r["depth_sell_price"][j] = sp
+                r["depth_sell_orders"][j] = so
 
 
 def _decode_spans(
@@ -583,17 +660,27 @@ class DecodedFrames(NamedTuple):
         return (self.status != FRAME_OK) & (self.status != FRAME_HEARTBEAT)
 
 
-def decode_frames(frames: Sequence[Any]) -> DecodedFrames:
-    """Decode many binary WebSocket messages at once (one compiled pass, one decode).
+class JoinedFrames(NamedTuple):
+    """Result of :func:`join_frames`: many frames in one buffer, not scanned yet.
 
-    Equivalent to :func:`decode_frame` on each frame followed by a concatenation
-    of the well-formed results, without the per-frame Python overhead: the frames
-    are joined into one buffer, scanned by one Numba call and decoded together.
-    A malformed frame contributes no ticks (nothing of it is kept) and is
-    reported in ``status`` with the same reason :func:`decode_frame` would raise;
-    objects that are not bytes-like get ``not bytes``. Never raises for any input
-    sequence. Source: Kite Connect WebSocket docs, "Message structure".
+    Attributes:
+        buf: uint8 (b,), the frames joined end to end.
+        starts: int64 (m,), where frame ``f`` starts in ``buf``.
+        ends: int64 (m,), where it ends (exclusive).
+        status: uint8 (m,), ``not bytes`` (8) for inputs that are not bytes-like, else 0.
+        max_packets: the sum of the frames' packet-count headers: an upper bound on the
+            packets :func:`scan_packets` writes.
     """
+
+    buf: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    status: np.ndarray
+    max_packets: int
+
+
+def join_frames(frames: Sequence[Any]) -> JoinedFrames:
+    """Join binary WebSocket messages end to end for :func:`scan_packets` (never raises)."""
     m = len(frames)
     status = np.zeros(m, np.uint8)
     parts: list[Any] = []
@@ -608,15 +695,65 @@ def decode_frames(frames: Sequence[Any]) -> DecodedFrames:
     buf = np.frombuffer(b"".join(parts), dtype=np.uint8)
     ends = np.cumsum(sizes)
     starts = ends - sizes
-    cap = buf.size // 10 + 1
+    # a frame's scan writes at most its header's count of packets (then keeps them or not)
+    heads = starts[sizes >= 2]
+    max_packets = int(((buf[heads].astype(np.int64) << 8) | buf[heads + 1]).sum())
+    return JoinedFrames(buf, starts, ends, status, max_packets)
+
+
+class FrameScan(NamedTuple):
+    """Result of :func:`scan_frames`: where the packets of many frames are, not decoded.
+
+    Attributes:
+        buf: uint8 (b,), the frames joined end to end.
+        offsets: int64 (n,), byte offset in ``buf`` of each packet body of a well-formed frame.
+        lengths: int64 (n,), each body's length (8, 28, 32, 44 or 184).
+        tokens: uint32 (n,), each packet's instrument token.
+        frame_of: int64 (n,), index of each packet's frame in the input sequence.
+        status: uint8 (m,), per input frame, as in :class:`DecodedFrames`.
+    """
+
+    buf: np.ndarray
+    offsets: np.ndarray
+    lengths: np.ndarray
+    tokens: np.ndarray
+    frame_of: np.ndarray
+    status: np.ndarray
+
+
+def scan_frames(frames: Sequence[Any]) -> FrameScan:
+    """Join many binary WebSocket messages and locate their packets in one compiled pass.
+
+    The first half of :func:`decode_frames` (which then decodes every packet into a
+    :data:`TICK_DTYPE` row). A malformed frame contributes no packets and gets the reason
+    :func:`decode_frame` would raise in ``status``; objects that are not bytes-like get
+    ``not bytes``. Never raises for any input sequence.
+    """
+    j = join_frames(frames)
+    cap = j.max_packets
     offsets = np.empty(cap, np.int64)
     lengths = np.empty(cap, np.int64)
     tokens = np.empty(cap, np.uint32)
     frame_of = np.empty(cap, np.int64)
-    where = np.zeros(m, np.int64)
-    k = _scan_frames(buf, starts, ends, offsets, lengths, tokens, frame_of, status, where)
-    ticks = _decode_spans(buf, offsets[:k], lengths[:k], tokens[:k])
-    return DecodedFrames(ticks, frame_of[:k].copy(), status)
+    where = np.zeros(j.status.shape[0], np.int64)
+    k = scan_packets(j.buf, j.starts, j.ends, offsets, lengths, tokens, frame_of, j.status, where)
+    return FrameScan(j.buf, offsets[:k], lengths[:k], tokens[:k], frame_of[:k], j.status)
+
+
+def decode_frames(frames: Sequence[Any]) -> DecodedFrames:
+    """Decode many binary WebSocket messages at once (one compiled pass, one decode).
+
+    Equivalent to :func:`decode_frame` on each frame followed by a concatenation
+    of the well-formed results, without the per-frame Python overhead: the frames
+    are joined into one buffer, scanned by one Numba call (:func:`scan_frames`) and decoded
+    together. A malformed frame contributes no ticks (nothing of it is kept) and is
+    reported in ``status`` with the same reason :func:`decode_frame` would raise;
+    objects that are not bytes-like get ``not bytes``. Never raises for any input
+    sequence. Source: Kite Connect WebSocket docs, "Message structure".
+    """
+    sc = scan_frames(frames)
+    ticks = _decode_spans(sc.buf, sc.offsets, sc.lengths, sc.tokens)
+    return DecodedFrames(ticks, sc.frame_of.copy(), sc.status)
 
 
 def decode_packet(body: BytesLike) -> np.ndarray:

@@ -24,6 +24,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from numba import njit
 
 from aion.config import OptionsConfig
 from aion.instruments.master import Instrument
@@ -172,9 +173,7 @@ class ChainTracker:
         """
         if slots.shape[0] == 0:
             return np.zeros(0, np.int64)
-        rev = slots[::-1]
-        uniq, idx_rev = np.unique(rev, return_index=True)
-        last = slots.shape[0] - 1 - idx_rev
+        uniq, last = _last_per_slot(np.ascontiguousarray(slots, np.int64), self.spot.shape[0])
         self.spot[uniq] = price[last]
         o = self.option_index[uniq]
         is_opt = o >= 0
@@ -344,6 +343,17 @@ class ChainTracker:
         self._vol_seen[legs] = self.volume[legs]
         den = self._vwap_den[slot]
         return float(self._vwap_num[slot] / den) if den > 0 else math.nan
+
+
+@njit(cache=True)
+def _last_per_slot(slots: np.ndarray, n_slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``slots`` ascending and the index of each one's last occurrence (one pass
+    over a per-slot array instead of a sort)."""
+    last = np.full(n_slots, -1, np.int64)
+    for i in range(slots.shape[0]):
+        last[slots[i]] = i
+    uniq = np.flatnonzero(last >= 0)
+    return uniq, last[uniq]
 
 
 def _mean2(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -162,6 +162,54 @@ def _read_replies(sock: socket.socket, n_replies: int) -> list[Any]:
     return results
 
 
+_FIELD_HEADS: dict[str, str] = {}
+"""RESP bulk-string text of hash field names seen (a bounded set: aion's field names)."""
+_MAX_FIELD_HEADS = 8192
+
+
+def _field_head(name: str) -> str:
+    """``$<len>\\r\\n<name>\\r\\n``, remembered in :data:`_FIELD_HEADS` while it has room."""
+    head = f"${len(name)}\r\n{name}\r\n"
+    if len(_FIELD_HEADS) < _MAX_FIELD_HEADS:
+        _FIELD_HEADS[name] = head
+    return head
+
+
+def hset_changed(
+    key: str, mapping: dict[str, Any], old: dict[str, str] | None
+) -> tuple[dict[str, str], str]:
+    """``HSET key`` of the fields of ``mapping`` whose ``str()`` value differs from ``old``
+    (all of them when ``old`` is None), packed as RESP (:class:`RespCommands`).
+
+    Returns the fields sent (field -> str) and the command text ("" when none differs). One
+    pass per field: compare, convert and encode.
+    """
+    sent: dict[str, str] = {}
+    parts: list[str] = []
+    heads = _FIELD_HEADS
+    prev = old.get if old is not None else None
+    for k, v in mapping.items():
+        if type(v) is not str:
+            v = str(v)
+        if prev is not None and v == prev(k):
+            continue
+        sent[k] = v
+        head = heads.get(k)
+        if head is None:
+            head = _field_head(k)
+        parts.append(head)
+        parts.append(f"${len(v)}\r\n{v}\r\n")
+    if not sent:
+        return sent, ""
+    # lengths as characters first; bytes differ only off ASCII
+    chunk = f"*{2 + 2 * len(sent)}\r\n$4\r\nHSET\r\n${len(key)}\r\n{key}\r\n" + "".join(parts)
+    if not chunk.isascii():
+        chunk = f"*{2 + 2 * len(sent)}\r\n$4\r\nHSET\r\n{_bulk(key)}" + "".join(
+            _bulk(k) + _bulk(v) for k, v in sent.items()
+        )
+    return sent, chunk
+
+
 class RespCommands:
     """Redis commands packed into one RESP2 request buffer (the Redis protocol spec,
     https://redis.io/docs/latest/develop/reference/protocol-spec/: an array of bulk strings
@@ -175,28 +223,84 @@ class RespCommands:
     def __init__(self) -> None:
         self._parts: list[str] = []
         self.count = 0
+        self.size = 0  # characters appended since the last take()
 
     def command(self, *args: str) -> None:
         """Append one command (``"EXPIRE", key, "3600"``)."""
-        self._parts.append(f"*{len(args)}\r\n" + "".join(map(_bulk, args)))
+        chunk = f"*{len(args)}\r\n" + "".join(map(_bulk, args))
+        self._parts.append(chunk)
+        self.size += len(chunk)
         self.count += 1
 
-    def hset(self, key: str, fields: dict[str, str]) -> None:
-        """Append ``HSET key f1 v1 ...``; ``fields`` values are already str (non-empty)."""
-        # lengths as characters first (one f-string per pair); bytes differ only off ASCII
-        chunk = f"*{2 + 2 * len(fields)}\r\n$4\r\nHSET\r\n${len(key)}\r\n{key}\r\n" + "".join(
-            [f"${len(k)}\r\n{k}\r\n${len(v)}\r\n{v}\r\n" for k, v in fields.items()]
-        )
-        if not chunk.isascii():
-            chunk = f"*{2 + 2 * len(fields)}\r\n$4\r\nHSET\r\n{_bulk(key)}" + "".join(
-                _bulk(k) + _bulk(v) for k, v in fields.items()
-            )
+    def hset(self, key: str, fields: dict[str, Any]) -> None:
+        """Append ``HSET key f1 v1 ...`` (values ``str()``-ed; ``fields`` not empty)."""
+        self.append(hset_changed(key, fields, None)[1])
+
+    def append(self, chunk: str) -> None:
+        """Append one command already packed (:func:`hset_changed`)."""
         self._parts.append(chunk)
+        self.size += len(chunk)
         self.count += 1
 
     def packed(self) -> bytes:
-        """The request buffer (UTF-8)."""
+        """The request buffer (UTF-8) of the commands appended since the last :meth:`take`."""
         return "".join(self._parts).encode()
+
+    def take(self) -> bytes:
+        """:meth:`packed`, then forget those commands' text (``count`` keeps counting)."""
+        out = self.packed()
+        self._parts = []
+        self.size = 0
+        return out
+
+
+STREAM_CHARS = 1 << 18
+"""A flush sends its packed commands every this many characters (about 256 KiB) while it packs
+the rest: Redis, on the other core, executes the first commands meanwhile."""
+
+
+class _Pipe:
+    """One pooled connection a flush streams packed commands to, then reads the replies of."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._conn: Any = None
+        self.sent = 0  # bytes
+
+    def send(self, packed: bytes) -> None:
+        """Send packed commands (raises ``redis.ConnectionError``/``TimeoutError``)."""
+        if not packed:
+            return
+        if self._conn is None:
+            self._conn = self._pool.get_connection()
+        self._conn.send_packed_command([packed], check_health=False)
+        self.sent += len(packed)
+
+    def replies(self, n_replies: int) -> list[Any]:
+        """Read ``n_replies`` replies (error replies as ``redis.ResponseError`` objects)."""
+        conn = self._conn
+        if n_replies == 0 or conn is None:
+            return []
+        sock = getattr(conn, "_sock", None)
+        if hiredis is not None and sock is not None and str(conn.protocol) in ("2", "3"):
+            return _read_replies(sock, n_replies)
+        results: list[Any] = []
+        read = conn.read_response
+        for _ in range(n_replies):
+            try:
+                results.append(read())
+            except redis.ResponseError as exc:
+                results.append(exc)
+        return results
+
+    def close(self, ok: bool) -> None:
+        """Give the connection back to the pool (disconnected unless ``ok``)."""
+        if self._conn is None:
+            return
+        if not ok:
+            self._conn.disconnect()
+        self._pool.release(self._conn)
+        self._conn = None
 
 
 def _hash_tag(key: str) -> str | None:
@@ -302,8 +406,13 @@ class RedisStore:
         """Coalesce one batch into the pending writes (latest state per key wins)."""
         for key, fields in batch.bars:
             self._bars.setdefault(key, {}).update(fields)
+        state = self._state
         for key, mapping in batch.state.items():
-            self._state.setdefault(key, {}).update(mapping)
+            cur = state.get(key)
+            if cur is None:
+                state[key] = dict(mapping)  # a copy: later batches update it
+            else:
+                cur.update(mapping)
         self._alerts.extend(batch.alerts)
         self._runs.extend(batch.runs)
         self._bound()
@@ -323,58 +432,122 @@ class RedisStore:
     def flush(self) -> bool:
         """Write everything pending in one round trip; returns False if Redis was unreachable.
 
-        The commands are packed as RESP by :class:`RespCommands` and sent with one
-        ``send_packed_command``; the replies are read back one by one. Per state key only the
-        fields whose value differs from the last successful write are sent, and EXPIRE only
-        when due (see :data:`EXPIRE_REFRESH_S`); a failed flush forgets what was written, so
-        the next one rewrites every pending key in full with its EXPIRE.
+        The commands are packed as RESP by :class:`RespCommands` and streamed on one
+        connection every :data:`STREAM_CHARS` while the rest is packed; the replies are read
+        back at the end by one hiredis reader. Per state key only the fields whose value
+        differs from the last successful write are sent, and EXPIRE only when due (see
+        :data:`EXPIRE_REFRESH_S`); a failed flush forgets what was written, so the next one
+        rewrites every pending key in full with its EXPIRE.
         """
         if not (self._bars or self._state or self._alerts or self._runs):
             return True
         now = time.monotonic()
         due_at = self._expire_due
         cmds = RespCommands()
+        pipe = _Pipe(self.client)
+        sent_ok = False
+        try:
+            owners, shadow_updates, expired, alert_pos = self._pack(now, cmds, pipe)
+            pipe.send(cmds.take())
+            results = pipe.replies(cmds.count)
+            sent_ok = True
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            self.stats.errors += 1
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            went_down = self._outage_since is None
+            if went_down:
+                self._outage_since = time.monotonic()
+                self._outage_since_wall = time.time()
+            self._shadow.clear()  # unknown what reached Redis: rewrite everything in full
+            self._expire_due.clear()
+            self.write_status(force=went_down)  # health must see an outage at once
+            return False
+        finally:
+            pipe.close(sent_ok)
+        if self._outage_since is not None:
+            self.stats.outage_s += time.monotonic() - self._outage_since
+            self._outage_since = None
+            self._outage_since_wall = None
+            self.write_status(force=True)
+        shadow = self._shadow
+        for key, sent, full in shadow_updates:
+            if full:
+                shadow[key] = sent
+            elif sent:
+                shadow[key].update(sent)
+        next_due = now + EXPIRE_REFRESH_S
+        for key in expired:
+            due_at[key] = next_due
+        self._check_replies(results, owners, alert_pos)
+        self.stats.flushes += 1
+        self.stats.commands += cmds.count
+        self.stats.bytes += pipe.sent
+        self._bars.clear()
+        self._state.clear()
+        self._alerts.clear()
+        self._runs.clear()
+        self.stats.pending_commands = 0
+        self.write_status()
+        return True
+
+    def _pack(
+        self, now: float, cmds: RespCommands, pipe: _Pipe
+    ) -> tuple[list[tuple[str, ...]], list[tuple[str, dict[str, str], bool]], list[str], int]:
+        """Pack the pending writes into ``cmds``, streaming full parts to ``pipe``; returns
+        the keys each reply's error invalidates, the shadow updates, the keys whose EXPIRE is
+        refreshed and the index of the first alert's reply."""
+        due_at = self._expire_due
         owners: list[tuple[str, ...]] = []  # per reply: the keys an error there invalidates
         shadow_updates: list[tuple[str, dict[str, str], bool]] = []  # (key, sent, full write)
         expired: list[str] = []  # keys whose EXPIRE this flush refreshes
-        # (key, fields to HSET, TTL to set or 0) per instrument whose bars this flush carries
-        blocks: dict[str | None, list[tuple[str, dict[str, str], int]]] = {}
+        # (key, packed HSET or "", TTL to set or 0) per instrument whose bars this flush carries
+        blocks: dict[str | None, list[tuple[str, str, int]]] = {}
         for key, fields in self._bars.items():
-            sent = {k: v if type(v) is str else str(v) for k, v in fields.items()}
             ttl = self.ttl.bars if now >= due_at.get(key, 0.0) else 0
-            blocks.setdefault(_hash_tag(key), []).append((key, sent, ttl))
+            blocks.setdefault(_hash_tag(key), []).append(
+                (key, hset_changed(key, fields, None)[1], ttl)
+            )
+        shadow = self._shadow
         for key, mapping in self._state.items():
-            sent, full = self._changed_fields(key, mapping, now)
-            shadow_updates.append((key, sent, full))
-            ttl = self.ttl.state if full and now >= due_at.get(key, 0.0) else 0
-            if not (sent or ttl):
-                continue
+            # full when not written successfully yet or its EXPIRE is due (the periodic full
+            # rewrite heals a key deleted behind aion's back); else the changed fields only
+            old = shadow.get(key)
+            due = now >= due_at.get(key, 0.0)
+            full = old is None or due
+            ttl = self.ttl.state if full and due else 0
             tag = _hash_tag(key) if blocks else None
+            sent, hset = hset_changed(key, mapping, None if full else old)
+            shadow_updates.append((key, sent, full))
             if tag is not None and tag in blocks:
-                blocks[tag].append((key, sent, ttl))
+                if hset or ttl:
+                    blocks[tag].append((key, hset, ttl))
                 continue
-            if sent:
-                cmds.hset(key, sent)
+            if hset:
+                cmds.append(hset)
                 owners.append((key,))
             if ttl:
                 cmds.command("EXPIRE", key, str(ttl))
                 owners.append((key,))
                 expired.append(key)
+            if cmds.size > STREAM_CHARS:
+                pipe.send(cmds.take())
         for tag, block in blocks.items():
             writes = sum(bool(f) + bool(t) for _, f, t in block)
             # the instrument's bars and its volume state: both written or neither
             atomic = tag is not None and writes > 1
             if atomic:
                 cmds.command("MULTI")
-            for key, sent, ttl in block:
-                if sent:
-                    cmds.hset(key, sent)
+            for key, hset, ttl in block:
+                if hset:
+                    cmds.append(hset)
                 if ttl:
                     cmds.command("EXPIRE", key, str(ttl))
                     expired.append(key)
             if atomic:
                 cmds.command("EXEC")
             owners.extend([tuple(k for k, _, _ in block)] * (writes + 2 * atomic))
+            if cmds.size > STREAM_CHARS:
+                pipe.send(cmds.take())
         alert_pos = len(owners)
         maxlen = str(self.alerts_maxlen)
         for a in self._alerts:
@@ -392,34 +565,13 @@ class RedisStore:
             )
             cmds.command("EXPIRE", keys.runs(date), str(self.ttl.runs))
             owners.extend(((), ()))
-        packed = cmds.packed()
-        try:
-            results = self.send_packed(packed, cmds.count) if cmds.count else []
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            self.stats.errors += 1
-            self.stats.last_error = f"{type(exc).__name__}: {exc}"
-            went_down = self._outage_since is None
-            if went_down:
-                self._outage_since = time.monotonic()
-                self._outage_since_wall = time.time()
-            self._shadow.clear()  # unknown what reached Redis: rewrite everything in full
-            self._expire_due.clear()
-            self.write_status(force=went_down)  # health must see an outage at once
-            return False
-        if self._outage_since is not None:
-            self.stats.outage_s += time.monotonic() - self._outage_since
-            self._outage_since = None
-            self._outage_since_wall = None
-            self.write_status(force=True)
-        shadow = self._shadow
-        for key, sent, full in shadow_updates:
-            if full:
-                shadow[key] = sent
-            elif sent:
-                shadow[key].update(sent)
-        next_due = now + EXPIRE_REFRESH_S
-        for key in expired:
-            due_at[key] = next_due
+        return owners, shadow_updates, expired, alert_pos
+
+    def _check_replies(
+        self, results: list[Any], owners: list[tuple[str, ...]], alert_pos: int
+    ) -> None:
+        """Count alerts written (and announce them) or duplicated, and forget the shadow and
+        EXPIRE schedule of keys whose write failed."""
         accepted = []
         for i, a in enumerate(self._alerts):
             r = results[alert_pos + i]
@@ -445,32 +597,6 @@ class RedisStore:
                 for key in owners[i]:  # what Redis holds for these keys is unknown now
                     self._shadow.pop(key, None)
                     self._expire_due.pop(key, None)
-        self.stats.flushes += 1
-        self.stats.commands += cmds.count
-        self.stats.bytes += len(packed)
-        self._bars.clear()
-        self._state.clear()
-        self._alerts.clear()
-        self._runs.clear()
-        self.stats.pending_commands = 0
-        self.write_status()
-        return True
-
-    def _changed_fields(
-        self, key: str, mapping: dict[str, Any], now: float
-    ) -> tuple[dict[str, str], bool]:
-        """The fields of a state key to send (as str) and whether that is the full mapping.
-
-        Full when the key was not written successfully by this store yet or its EXPIRE is due
-        (the periodic full rewrite heals a key deleted behind aion's back); otherwise only the
-        fields whose value differs from the last successful write.
-        """
-        old = self._shadow.get(key)
-        if old is None or now >= self._expire_due.get(key, 0.0):
-            return {k: v if type(v) is str else str(v) for k, v in mapping.items()}, True
-        return {
-            k: s for k, v in mapping.items() if (s := v if type(v) is str else str(v)) != old.get(k)
-        }, False
 
     def send_packed(self, packed: bytes, n_replies: int) -> list[Any]:
         """Send packed commands on one pooled connection and read ``n_replies`` replies.
@@ -479,26 +605,15 @@ class RedisStore:
         EXEC reply too). Raises ``redis.ConnectionError``/``TimeoutError`` (the connection is
         then closed) when Redis is unreachable.
         """
-        pool = self.client.connection_pool
-        conn = pool.get_connection()
+        pipe = _Pipe(self.client)
+        ok = False
         try:
-            conn.send_packed_command([packed], check_health=False)
-            sock = getattr(conn, "_sock", None)
-            if hiredis is not None and sock is not None and str(conn.protocol) in ("2", "3"):
-                return _read_replies(sock, n_replies)
-            results: list[Any] = []
-            read = conn.read_response
-            for _ in range(n_replies):
-                try:
-                    results.append(read())
-                except redis.ResponseError as exc:
-                    results.append(exc)
+            pipe.send(packed)
+            results = pipe.replies(n_replies)
+            ok = True
             return results
-        except BaseException:
-            conn.disconnect()
-            raise
         finally:
-            pool.release(conn)
+            pipe.close(ok)
 
     def _announce(self, alerts: list[AlertRecord]) -> None:
         """PUBLISH each newly stored alert (best effort: the stream already holds it)."""

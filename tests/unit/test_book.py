@@ -40,6 +40,20 @@ def _reference(t: np.ndarray, slots: np.ndarray, ts: np.ndarray, slot: int, end:
     return dict(zip(BOOK_FIELDS, map(float, vals), strict=True))
 
 
+def _feed(tracker: BookTracker, t: np.ndarray, slots: np.ndarray, ts: np.ndarray) -> None:
+    """What the compute thread hands over: the full-mode ticks' book rows."""
+    full = t["mode"] == MODE_FULL
+    rows = np.column_stack(
+        [
+            t["total_buy_quantity"][full],
+            t["total_sell_quantity"][full],
+            t["depth_buy_quantity"][full].sum(axis=1),
+            t["depth_sell_quantity"][full].sum(axis=1),
+        ]
+    ).astype(np.float64)
+    tracker.on_ticks(slots[full], ts[full], rows)
+
+
 @pytest.mark.parametrize("batch", [1, 7, 50, 1000])
 def test_book_at_close_is_independent_of_batching(batch: int) -> None:
     t, slots, ts = _ticks(400, seed=batch)
@@ -47,7 +61,7 @@ def test_book_at_close_is_independent_of_batching(batch: int) -> None:
     checked = 0
     for lo in range(0, t.shape[0], batch):
         hi = lo + batch
-        tracker.on_ticks(t[lo:hi], slots[lo:hi], ts[lo:hi])
+        _feed(tracker, t[lo:hi], slots[lo:hi], ts[lo:hi])
         # bars that close in this batch: every minute end the batch's clock has passed
         prev_clock = int(ts[lo - 1]) if lo else T0 - 1
         for end in range(T0 + 60, T0 + 360, 60):
@@ -62,5 +76,22 @@ def test_quote_only_instrument_has_no_book() -> None:
     t, slots, ts = _ticks(50, seed=1)
     t["mode"] = MODE_QUOTE
     tracker = BookTracker(3)
-    tracker.on_ticks(t, slots, ts)
+    _feed(tracker, t, slots, ts)
     assert tracker.at_close(0, T0 + 600) == {}
+
+
+def test_out_of_order_ticks_pick_the_latest_time_then_the_latest_arrival() -> None:
+    """Within a batch the book at a close is the full tick with the latest time before the
+    bar's end (ties: the later arrival), as a sort by (slot, time, arrival) finds it."""
+    tracker = BookTracker(2)
+    slots = np.array([1, 1, 1, 1, 0], np.int64)
+    ts = np.array([T0 + 30, T0 + 10, T0 + 30, T0 + 70, T0 + 5], np.int64)
+    rows = np.arange(20, dtype=np.float64).reshape(5, 4)
+    tracker.on_ticks(slots, ts, rows)
+    assert tracker.at_close(1, T0 + 60) == dict(zip(BOOK_FIELDS, rows[2].tolist(), strict=True))
+    assert tracker.at_close(1, T0 + 20) == dict(zip(BOOK_FIELDS, rows[1].tolist(), strict=True))
+    assert tracker.at_close(0, T0 + 60) == dict(zip(BOOK_FIELDS, rows[4].tolist(), strict=True))
+    assert tracker.at_close(1, T0 + 10) == {}  # nothing before, nothing stored before
+    # the stored book moved to each slot's latest tick; the next batch falls back to it
+    tracker.on_ticks(np.array([0], np.int64), np.array([T0 + 200]), rows[:1])
+    assert tracker.at_close(1, T0 + 120) == dict(zip(BOOK_FIELDS, rows[3].tolist(), strict=True))
