@@ -41,11 +41,11 @@ from aion.kite.credentials import Credentials, CredentialsError, load_credential
 from aion.kite.protocol import MODE_CODES
 from aion.market.time import IST, parse_date, session_date
 from aion.patterns.registry import PatternEngine
-from aion.pipeline.allocator import tune_malloc
+from aion.pipeline.allocator import HeapTrimmer, tune_malloc
 from aion.pipeline.compute import ComputeEngine
 from aion.pipeline.queues import BoundedQueue
 from aion.replay.server import SESSION_COMPLETE_MESSAGE, ReplayServer
-from aion.replay.session_file import Session, SessionFileError, read_session
+from aion.replay.session_file import Session, SessionFileError, read_header, read_session
 from aion.store import keys
 from aion.store.server import PrivateRedis, connect, redacted_url
 from aion.store.writer import RedisStore, StoreBatch, TtlSeconds, status_path
@@ -157,6 +157,7 @@ class Scanner:
         self.out: BoundedQueue[StoreBatch] = BoundedQueue(
             "out", config.queues.out_maxsize, "block", config.queues.block_timeout_s
         )
+        self._batch_bytes = config.queues.compute_batch_mb << 20  # frames per compute step
         self.session_complete = threading.Event()
         self._completes = 0  # replay end messages received (one per connection)
         self._complete_lock = threading.Lock()
@@ -198,7 +199,8 @@ class Scanner:
             master = master.merge(self.session.instruments())
         for p in self.opts.instruments:
             try:
-                extra = read_session(p).instruments()
+                # the header only: the frames (tens of MB at 9,000 instruments) are not needed
+                extra = InstrumentMaster.from_rows(read_header(p).get("instruments", []))
             except SessionFileError:
                 extra = InstrumentMaster.from_csv([p])
             master = master.merge(extra)
@@ -294,20 +296,23 @@ class Scanner:
 
     def _compute_loop(self) -> None:
         assert self.engine is not None
+        trimmer = HeapTrimmer(self.config.memory.trim_interval_s)
         while not self._compute_stop.is_set() or not self.raw.empty():
-            frames = self.raw.get_many(512, timeout=0.05)
+            frames = self.raw.get_many(512, timeout=0.05, max_bytes=self._batch_bytes)
             if frames:
                 batch = self.engine.process(frames)
                 self.out.put(batch)
                 if self.archive is not None:
                     self.archive.submit(batch)
+            trimmer.maybe_trim()
 
     def start(self) -> None:
         """Connect Redis, start the store, compute and feed threads (and the replay server).
 
         On any start-up error, whatever was already started is stopped again.
         """
-        tune_malloc()
+        mc = self.config.memory
+        tune_malloc(mc.mmap_threshold_mb << 20, mc.trim_threshold_mb << 20)
         try:
             self._start()
         except BaseException:

@@ -124,13 +124,15 @@ class PathsConfig:
 @dataclass(frozen=True)
 class QueuesConfig:
     raw_maxsize: int = 20_000
-    raw_max_mb: int = 128
+    raw_max_mb: int = 32
+    compute_batch_mb: int = 32
     out_maxsize: int = 20_000
     block_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         _positive("queues.raw_maxsize", self.raw_maxsize)
         _positive("queues.raw_max_mb", self.raw_max_mb)
+        _positive("queues.compute_batch_mb", self.compute_batch_mb)
         _positive("queues.out_maxsize", self.out_maxsize)
         _positive("queues.block_timeout_s", self.block_timeout_s)
 
@@ -232,6 +234,7 @@ class ProfileConfig:
     hvn_ratio: float = 1.5
     lvn_ratio: float = 0.5
     max_nodes: int = 5
+    bins_interval_min: int = 5
 
     def __post_init__(self) -> None:
         _positive("volume.profile.bin_ticks", self.bin_ticks)
@@ -248,6 +251,7 @@ class ProfileConfig:
         if not 0.0 <= self.lvn_ratio < 1.0:
             raise ConfigError("volume.profile.lvn_ratio: must be in [0, 1) (x the mean bin volume)")
         _positive("volume.profile.max_nodes", self.max_nodes)
+        _positive("volume.profile.bins_interval_min", self.bins_interval_min)
 
 
 @dataclass(frozen=True)
@@ -518,6 +522,24 @@ class ValidationConfig:
 
 
 @dataclass(frozen=True)
+class MemoryConfig:
+    """``memory:``: glibc allocator settings (see :mod:`aion.pipeline.allocator`)."""
+
+    mmap_threshold_mb: int = 64
+    trim_threshold_mb: int = 64
+    trim_interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        _positive("memory.mmap_threshold_mb", self.mmap_threshold_mb)
+        _positive("memory.trim_threshold_mb", self.trim_threshold_mb)
+        if self.trim_interval_s < 0:
+            raise ConfigError(
+                f"memory.trim_interval_s: must be >= 0 seconds (0 = never), "
+                f"got {self.trim_interval_s!r}"
+            )
+
+
+@dataclass(frozen=True)
 class ArchiveConfig:
     """``archive:``: the Parquet archive (see :mod:`aion.archive`)."""
 
@@ -526,9 +548,11 @@ class ArchiveConfig:
     flush_interval_s: float = 2.0
     queue_maxsize: int = 10_000
     retention_days: int = 400
+    max_pending_rows: int = 10_000
 
     def __post_init__(self) -> None:
         _positive("archive.flush_interval_s", self.flush_interval_s)
+        _positive("archive.max_pending_rows", self.max_pending_rows)
         _positive("archive.queue_maxsize", self.queue_maxsize)
         _positive("archive.retention_days", self.retention_days)
 
@@ -667,6 +691,7 @@ class AionConfig:
     redis: RedisConfig = field(default_factory=RedisConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     queues: QueuesConfig = field(default_factory=QueuesConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
     universe: UniverseConfig = field(default_factory=UniverseConfig)
     volume: VolumeConfig = field(default_factory=VolumeConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)

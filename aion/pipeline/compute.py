@@ -28,7 +28,13 @@ from aion.config import AionConfig
 from aion.feed.gaps import GapTracker
 from aion.indicators.core import IndicatorCore
 from aion.instruments.master import Instrument
-from aion.kite.protocol import FRAME_HEARTBEAT, FRAME_STATUS_REASONS, MODE_LTP, decode_frames
+from aion.kite.protocol import (
+    FRAME_HEARTBEAT,
+    FRAME_OK,
+    FRAME_STATUS_REASONS,
+    JoinedFrames,
+    join_frames,
+)
 from aion.market.time import (
     SEGMENT_NAMES,
     SEGMENT_REGULAR,
@@ -37,28 +43,26 @@ from aion.market.time import (
 )
 from aion.options.chain import ChainTracker
 from aion.options.symbols import underlying_symbol
+from aion.patterns.frame import MinuteFrame
 from aion.patterns.registry import InstrumentView, PatternEngine
-from aion.pipeline.book import BookTracker
+from aion.pipeline.book import BOOK_FIELDS, BookTracker
+from aion.pipeline.ticks import TickPath
 from aion.risk.manager import RiskManager
 from aion.store import keys
 from aion.store.writer import AlertRecord, StoreBatch, encode_bars
-from aion.volume.analytics import BarAnalytics, BarAnalyticsColumns, VolumeAnalytics
+from aion.volume.analytics import BarAnalyticsColumns, VolumeAnalytics
 from aion.volume.state import VolumeStateManager
 
 HISTORY_BARS = 64
 """Closed regular bars kept per instrument for detectors (ring buffer length)."""
 
-# Exchange timestamps outside this range are rejected as absurd (2000-01-01 .. 2100-01-01 UTC).
-_MIN_TS = 946_684_800
-_MAX_TS = 4_102_444_800
-
 
 MAX_CHUNK_PACKETS = 65_536
 """A batch of frames is decoded and processed in chunks of at most about this many packets
-(one frame more at most): a 9,000-instrument feed queues frames of 3,000 packets, and one
-512-frame batch decoded at once is a 500 MB tick array (336 bytes a row), which glibc then
-keeps (see :mod:`aion.pipeline.allocator`). Chunking changes no result: every stage is
-incremental in arrival order."""
+(one frame more at most): a 9,000-instrument feed queues frames of 3,000 packets, and the tick
+pass (:mod:`aion.pipeline.ticks`) allocates about 300 bytes of columns per packet, which
+glibc then keeps (see :mod:`aion.pipeline.allocator`). Chunking changes no result: every stage
+is incremental in arrival order."""
 
 
 def _chunks(
@@ -107,12 +111,19 @@ class _History:
         self.count = np.zeros(capacity, np.int64)
         self.date = np.zeros(capacity, np.int64)
 
-    def view(self, slot: int, date: int) -> dict[str, np.ndarray]:
-        """Bars of ``date`` before the current one, oldest first."""
-        n = int(self.count[slot]) if self.date[slot] == date else 0
-        m = min(n, HISTORY_BARS)
-        idx = (np.arange(n - m, n)) % HISTORY_BARS
-        return {f: self.data[slot, i, idx] for i, f in enumerate(self.FIELDS)}
+    def window(self, slots: np.ndarray, dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The bars of ``dates`` kept for ``slots`` (int64 (n,) each), for a minute frame:
+        float64 (5, n, m) in ``FIELDS`` order, oldest first, right-aligned and NaN-padded
+        on the left (m = the longest of them), and their counts int64 (n,)."""
+        count = self.count[slots]
+        lens = np.where(self.date[slots] == dates, np.minimum(count, HISTORY_BARS), 0)
+        m = int(lens.max()) if lens.shape[0] else 0
+        pos = (count[:, None] - m + np.arange(m)) % HISTORY_BARS  # (n, m) ring positions
+        nf = len(self.FIELDS)
+        flat = (slots[None, :, None] * nf + np.arange(nf)[:, None, None]) * HISTORY_BARS
+        out = self.data.ravel()[flat + pos[None]]
+        out[:, np.arange(m)[None, :] < (m - lens)[:, None]] = np.nan
+        return out, lens
 
     def append_many(self, slots: np.ndarray, dates: np.ndarray, bars: np.ndarray) -> None:
         """Append one closed bar per slot: slots int64 (n,) distinct, session dates int64
@@ -194,36 +205,33 @@ class ComputeEngine:
         self.alerts: list[Alert] = []
         self._last_wall_frame_ns = 0
         self.gap_tracker = GapTracker(self._tokens)  # feed gaps: flag first ticks after them
-        # latest tick per instrument, gathered over the chunks of one batch (see _latest_state)
-        self._latest: list[tuple[np.ndarray, ...]] = []
+        # frames -> volume, bars, book, latest tick per instrument (see _write_latest)
+        restorable = np.array([i.symbol in self._restored for i in self.slot_inst], np.bool_)
+        self.tick_path = TickPath(self._tokens, restorable)
         self._tick_keys = [keys.tick(i.symbol) for i in self.slot_inst]
         self._volume_keys = [keys.volume_state(i.symbol) for i in self.slot_inst]
 
     # -- decoding ----------------------------------------------------------------------------
 
-    def _decode(self, frames: list[tuple[int, str, bytes]]) -> np.ndarray:
+    def _decode(self, frames: list[tuple[int, str, bytes]]) -> JoinedFrames:
         frames = self.gap_tracker.frames(frames)
         c = self.counters
         c.frames += len(frames)
         if frames:
             self._last_wall_frame_ns = max(self._last_wall_frame_ns, max(f[0] for f in frames))
-        decoded = decode_frames([f[2] for f in frames])
-        status = decoded.status
+        return join_frames([f[2] for f in frames])
+
+    def _count_frames(self, status: np.ndarray) -> None:
+        """Heartbeats and malformed frames (by reason) of a scanned chunk."""
+        c = self.counters
         c.heartbeats += int(np.count_nonzero(status == FRAME_HEARTBEAT))
-        bad = decoded.malformed()
+        bad = (status != FRAME_OK) & (status != FRAME_HEARTBEAT)
         if bad.any():
             c.malformed_frames += int(bad.sum())
             codes, counts = np.unique(status[bad], return_counts=True)
             for code, n in zip(codes.tolist(), counts.tolist(), strict=True):
                 reason = FRAME_STATUS_REASONS[code]
                 c.malformed_reasons[reason] = c.malformed_reasons.get(reason, 0) + n
-        return decoded.ticks
-
-    def _timestamps(self, ticks: np.ndarray) -> np.ndarray:
-        """Exchange time per tick; ticks without one take the running exchange clock."""
-        ts = ticks["exchange_timestamp"].astype(np.int64)
-        running = np.maximum.accumulate(np.concatenate(([self.clock], ts)))[1:]
-        return np.where(ts > 0, ts, running)
 
     # -- the batch ---------------------------------------------------------------------------
 
@@ -232,9 +240,7 @@ class ComputeEngine:
         batch = StoreBatch()
         c = self.counters
         for chunk in _chunks(frames, MAX_CHUNK_PACKETS):  # bounded arrays, same results
-            ticks = self._decode(chunk)
-            if ticks.shape[0]:
-                self._process_ticks(ticks, batch)
+            self._process_ticks(self._decode(chunk), batch)
         self._write_latest(batch)
         for key, records in self.gap_tracker.store_writes(self.clock).items():
             batch.state.setdefault(key, {}).update(records)
@@ -246,66 +252,42 @@ class ComputeEngine:
             }
         return batch
 
-    def _process_ticks(self, ticks: np.ndarray, batch: StoreBatch) -> None:
+    def _process_ticks(self, frames: JoinedFrames, batch: StoreBatch) -> None:
         c = self.counters
-        c.ticks += int(ticks.shape[0])
-        ts = self._timestamps(ticks)
-        untimed = ts <= 0
-        bad_ts = (ts > 0) & ((ts < _MIN_TS) | (ts > _MAX_TS))
-        price = ticks["last_price"]
-        bad_val = ~np.isfinite(price) | (price <= 0) | (ticks["volume_traded"] < 0)
-        pos = np.searchsorted(self._tokens, ticks["instrument_token"].astype(np.int64))
-        pos_c = np.minimum(pos, max(0, self._tokens.shape[0] - 1))
-        known = (self._tokens.shape[0] > 0) & (self._tokens[pos_c] == ticks["instrument_token"])
-        keep = known & ~untimed & ~bad_ts & ~bad_val
-        c.untimed_ticks += int(untimed.sum())
-        c.invalid_ticks += int((~untimed & (bad_ts | bad_val)).sum())
-        c.unknown_tokens += int((~known).sum())
-        if not keep.all():  # price too: it feeds the bars and analytics below
-            ticks, ts, pos_c, price = ticks[keep], ts[keep], pos_c[keep], price[keep]
-        if ticks.shape[0] == 0:
+        # scan, decode, exchange time, validation, token -> slot, volume, gap flags, bars, book
+        # and the latest tick per instrument: one compiled pass (aion/pipeline/ticks.py)
+        cols, n, closed = self.tick_path.run(
+            frames, self.clock, self._seen, self.volume, self.bars, self.book,
+            self.gap_tracker.pending, self._restore_new,
+        )  # fmt: skip
+        self._count_frames(frames.status)
+        c.ticks += n.packets
+        c.untimed_ticks += n.untimed
+        c.invalid_ticks += n.invalid
+        c.unknown_tokens += n.unknown
+        if n.kept == 0:
             return
-        slots = self._slot_of_sorted[pos_c]
-        self.clock = max(self.clock, int(ts.max()))
-        dates = session_dates(ts)
-        self._restore_new(slots, dates)
-
-        has_volume = (ticks["mode"] != MODE_LTP) & ticks["tradable"]
-        incr = np.zeros(ticks.shape[0], np.int64)
-        if has_volume.any():
-            incr[has_volume] = self.volume.apply(
-                slots[has_volume], dates[has_volume], ticks["volume_traded"][has_volume]
-            )
-        gap = self.gap_tracker.flag(slots)
-        self.analytics.on_ticks(slots, ts, dates, price, incr)
+        self.clock = max(self.clock, n.max_ts)
+        slots, ts, price = cols.slot, cols.ts, cols.price
+        self.analytics.on_ticks(slots, ts, cols.date, price, cols.incremental)
         if self.options.has_options:
-            updated = self.options.on_ticks(slots, ts, price, ticks["volume_traded"], ticks["oi"])
+            updated = self.options.on_ticks(slots, ts, price, cols.volume_traded, cols.oi)
             batch.state.update(self.options.store_writes(updated))
-        self.book.on_ticks(ticks, slots, ts)
-        closed = self.bars.update(slots, ts, price, incr, ticks["oi"], gap)
-        self._latest_state(ticks, slots, ts, has_volume)
         if closed.shape[0]:
             self._on_bars(closed, batch)
 
-    def _restore_new(self, slots: np.ndarray, dates: np.ndarray) -> None:
-        new = ~self._seen[slots]
-        if not new.any():
-            return
-        for i in np.flatnonzero(new):
-            s = int(slots[i])
-            if self._seen[s]:
-                continue
-            self._seen[s] = True
-            st = self._restored.get(self.slot_inst[s].symbol)
-            if st and int(st["session_date"]) == int(dates[i]):
-                # resume from the cumulative already inside persisted bars (see _volume_snapshot)
-                self.volume.restore(
-                    s,
-                    int(st["session_date"]),
-                    int(st["first_cumulative"]),
-                    int(st.get("bar_cumulative", st["last_cumulative"])),
-                    int(st.get("bad_ticks", 0)),
-                )
+    def _restore_new(self, s: int, date: int) -> None:
+        """Slot ``s`` with persisted volume state ticks first (session date ``date``)."""
+        st = self._restored.get(self.slot_inst[s].symbol)
+        if st and int(st["session_date"]) == date:
+            # resume from the cumulative already inside persisted bars (see _volume_snapshot)
+            self.volume.restore(
+                s,
+                int(st["session_date"]),
+                int(st["first_cumulative"]),
+                int(st.get("bar_cumulative", st["last_cumulative"])),
+                int(st.get("bad_ticks", 0)),
+            )
 
     def _volume_snapshot(self, s: int) -> dict[str, int]:
         """Volume state of slot ``s`` plus ``bar_cumulative``: the cumulative volume whose
@@ -314,63 +296,50 @@ class ComputeEngine:
         with the instrument's bars in one MULTI block, so a restart resumes from it: the volume
         of a forming bar lost in a crash is counted again in the first bar after the restart,
         never twice and never lost (sum of bar volumes == last - first cumulative)."""
-        snap = self.volume.snapshot(s)
-        b = self.bars
-        unbarred = (int(b.b_vol[s]) if b.cur_start[s] != 0 else 0) + int(b.carry[s])
-        snap["bar_cumulative"] = snap["last_cumulative"] - unbarred
-        return snap
+        return self._volume_snapshots(np.array([s], np.int64))[0]
 
-    _LATEST_FIELDS = (
-        "last_price",
-        "mode",
-        "volume_traded",
-        "last_traded_quantity",
-        "average_traded_price",
-        "oi",
-    )
-
-    def _latest_state(
-        self,
-        ticks: np.ndarray,
-        slots: np.ndarray,
-        ts: np.ndarray,
-        has_volume: np.ndarray,
-    ) -> None:
-        """Keep the last tick per slot of this chunk (columns only, no per-tick objects);
-        :meth:`_write_latest` turns them into tick-state writes once per batch."""
-        rev = slots[::-1]
-        uniq, idx_rev = np.unique(rev, return_index=True)
-        last = slots.shape[0] - 1 - idx_rev
-        cols = tuple(ticks[f][last] for f in self._LATEST_FIELDS)
-        self._latest.append((uniq, ts[last], has_volume[last], *cols))
+    def _volume_snapshots(self, slots: np.ndarray) -> list[dict[str, int]]:
+        """:meth:`_volume_snapshot` of each of ``slots`` (int64 (k,)), column by column."""
+        snaps = self.volume.snapshots(slots)
+        for snap, unbarred in zip(snaps, self.bars.unbarred(slots), strict=True):
+            snap["bar_cumulative"] = snap["last_cumulative"] - unbarred
+        return snaps
 
     def _write_latest(self, batch: StoreBatch) -> None:
         """The latest tick hash (and volume state) of every instrument that ticked in this
         batch: ``last_price``/``average_traded_price`` in rupees with 2 decimals, Kite's
         integer fields as text; the volume fields only for ticks that carry volume."""
-        if not self._latest:
+        lt = self.tick_path.latest
+        slots = lt.take()
+        if slots.shape[0] == 0:
             return
-        parts, self._latest = self._latest, []
-        cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
-        slots = cols[0]
-        rev = slots[::-1]
-        uniq, idx_rev = np.unique(rev, return_index=True)
-        last = slots.shape[0] - 1 - idx_rev
-        ts, has_vol, price, mode, vol, ltq, atp, oi = (c[last].tolist() for c in cols[1:])
-        state = batch.state
-        for j, s in enumerate(uniq.tolist()):
-            tick = {
-                "last_price": f"{price[j]:.2f}",
-                "exchange_timestamp": str(ts[j]),
-                "mode": str(mode[j]),
-            }
-            if has_vol[j]:
-                tick["volume_traded"] = str(vol[j])
-                tick["last_traded_quantity"] = str(ltq[j])
-                tick["average_traded_price"] = f"{atp[j]:.2f}"
-                tick["oi"] = str(oi[j])
-                state[self._volume_keys[s]] = self._volume_snapshot(s)
-            state[self._tick_keys[s]] = tick
+        has_vol = lt.has_volume[slots]
+        snaps = iter(self._volume_snapshots(slots[has_vol]))
+        price = [f"{x:.2f}" for x in lt.last_price[slots].tolist()]
+        atp = [f"{x:.2f}" for x in lt.average_traded_price[slots].tolist()]
+        ts, mode, vol, ltq, oi = (
+            list(map(str, a[slots].tolist()))
+            for a in (lt.ts, lt.mode, lt.volume_traded, lt.last_traded_quantity, lt.oi)
+        )
+        state, tick_keys, volume_keys = batch.state, self._tick_keys, self._volume_keys
+        for j, (s, hv) in enumerate(zip(slots.tolist(), has_vol.tolist(), strict=True)):
+            if hv:
+                state[volume_keys[s]] = next(snaps)
+                state[tick_keys[s]] = {
+                    "last_price": price[j],
+                    "exchange_timestamp": ts[j],
+                    "mode": mode[j],
+                    "volume_traded": vol[j],
+                    "last_traded_quantity": ltq[j],
+                    "average_traded_price": atp[j],
+                    "oi": oi[j],
+                }
+            else:
+                state[tick_keys[s]] = {
+                    "last_price": price[j],
+                    "exchange_timestamp": ts[j],
+                    "mode": mode[j],
+                }
 
     def _on_bars(self, closed: np.ndarray, batch: StoreBatch) -> None:
         c = self.counters
@@ -452,34 +421,47 @@ class ComputeEngine:
         ind: dict[str, np.ndarray],
         va: BarAnalyticsColumns,
     ) -> list[Candidate]:
-        """Pattern engine and risk plan for the closed regular bars of one minute."""
-        columns = {n: v.tolist() for n, v in ind.items()}
+        """Pattern engine and risk plan for the closed regular bars of one minute: one
+        :class:`MinuteFrame`, the detectors' gates over it, views only where a gate passed."""
+        slots = group["slot"].astype(np.int64)
+        ends = group["start"].astype(np.int64) + 60
+        hist, lens = self.history.window(slots, dates.astype(np.int64))
+        chains: dict[int, dict[str, np.ndarray]] = {}
+        if self.options.has_options:  # every underlying's bar advances its straddle VWAP
+            for j, s in enumerate(slots.tolist()):
+                if self.options.has_chain(s):
+                    chain = self.options.chain_view(s, int(ends[j]))
+                    if chain:
+                        chains[j] = chain
+        frame = MinuteFrame.of_minute(
+            group, ind, va, hist, lens, self.book.at_close_many(slots, ends), chains
+        )
         out: list[Candidate] = []
-        for j in range(group.shape[0]):
-            view = self._view(group[j], int(dates[j]), {n: c[j] for n, c in columns.items()},
-                              va.row(j))  # fmt: skip
-            for sig in self.patterns.detect(view):
-                act = self.patterns.settings(sig.pattern)
-                plan = self.risk.plan(sig, view)
-                out.append(Candidate(sig, view, plan, act.min_confidence, act.cooldown_s))
+        for view, sig in self.patterns.detect_minute(frame, lambda j: self._view(frame, j, va)):
+            act = self.patterns.settings(sig.pattern)
+            plan = self.risk.plan(sig, view)
+            out.append(Candidate(sig, view, plan, act.min_confidence, act.cooldown_s))
         return out
 
-    def _view(
-        self, bar: np.void, date: int, ind: dict[str, float], va: BarAnalytics
-    ) -> InstrumentView:
-        """What the detectors see of one closed regular bar (history before it)."""
-        s = int(bar["slot"])
+    def _view(self, frame: MinuteFrame, j: int, columns: BarAnalyticsColumns) -> InstrumentView:
+        """What the detectors see of row ``j`` of a minute's frame (history before it)."""
+        f = frame
+        s = int(f.slot[j])
         inst = self.slot_inst[s]
+        va = columns.row(j)
+        m, n = f.width, int(f.history_len[j])
+        hist = f.history[:, j, m - n :].copy()  # (5, n): no reference to the whole frame
+        book = f.book[j]
         return InstrumentView(
             symbol=inst.symbol,
-            bar_start=int(bar["start"]),
-            open=float(bar["open"]),
-            high=float(bar["high"]),
-            low=float(bar["low"]),
-            close=float(bar["close"]),
-            volume=float(bar["volume"]),
-            history=self.history.view(s, date),
-            indicators=ind,
+            bar_start=int(f.bar_start[j]),
+            open=float(f.open[j]),
+            high=float(f.high[j]),
+            low=float(f.low[j]),
+            close=float(f.close[j]),
+            volume=float(f.volume[j]),
+            history=dict(zip(_History.FIELDS, hist, strict=True)),
+            indicators={k: float(v[j]) for k, v in f.indicators.items()},
             expected_bar_volume=va.expected_bar_volume,
             minute_of_session=va.minute_of_session,
             rvol_cum=va.rvol_cum,
@@ -491,11 +473,10 @@ class ComputeEngine:
             tick_size=float(inst.tick_size) if inst.tick_size > 0 else 0.05,
             instrument_type=self._instrument_type[s],
             underlying=self._underlying[s],
-            book=self.book.at_close(s, int(bar["start"]) + 60),
+            book={} if np.isnan(book[0]) else dict(zip(BOOK_FIELDS, book.tolist(), strict=True)),
             option=self.options.option_view(s),
-            chain=self.options.chain_view(s, int(bar["start"]) + 60)
-            if self.options.has_chain(s)
-            else {},
+            chain=f.chains.get(j, {}),
+            mean_range=float(f.mean_range[j]),
         )
 
     def finish(self) -> StoreBatch:

@@ -147,18 +147,30 @@ class BoundedQueue(Generic[T]):
         self._release([item])
         return item
 
-    def get_many(self, max_items: int, timeout: float) -> list[T]:
-        """Up to ``max_items`` items: waits ``timeout`` s for the first, then takes the rest."""
+    def get_many(self, max_items: int, timeout: float, max_bytes: int | None = None) -> list[T]:
+        """Up to ``max_items`` items: waits ``timeout`` s for the first, then takes the rest.
+
+        With ``max_bytes`` (needs ``size_of``) it stops taking once the items taken hold at
+        least that many bytes, so a consumer never holds much more than ``max_bytes`` outside
+        the queue on top of the queue's own ``max_bytes`` bound (the first item is always
+        taken, whatever its size).
+        """
         try:
             first = self._q.get(timeout=timeout)
         except queue.Empty:
             return []
         items = [first]
-        while len(items) < max_items:
+        size_of = self._size_of
+        budget = max_bytes if max_bytes is not None and size_of is not None else None
+        taken = size_of(first) if budget is not None and size_of is not None else 0
+        while len(items) < max_items and (budget is None or taken < budget):
             try:
-                items.append(self._q.get_nowait())
+                item = self._q.get_nowait()
             except queue.Empty:
                 break
+            items.append(item)
+            if budget is not None and size_of is not None:
+                taken += size_of(item)
         self._release(items)
         return items
 

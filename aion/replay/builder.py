@@ -534,8 +534,8 @@ def _bar_ticks(bar: VendorBar, start: int, path: _Path, per_minute: int) -> None
     else:  # Kite's density: a linear path through the 4 anchors (rule 2)
         k = per_minute
         anchors = [0, k // 3, 2 * k // 3, k - 1]
-        prices = np.rint(np.interp(np.arange(k), anchors, [o, near, far, c])).astype(np.int64)
-        prices = prices.tolist()
+        path_px = np.interp(np.arange(k), anchors, [o, near, far, c])
+        prices = np.rint(path_px).astype(np.int64).tolist()
         offsets = [i * 60 // k for i in range(k)]
     for i, (off, px) in enumerate(zip(offsets, prices, strict=True)):
         path.add(start + off, px, q + (1 if i < r else 0), bar.oi, True)
