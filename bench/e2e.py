@@ -15,8 +15,9 @@ peak RSS is its own:
   server as fast as possible. Ticks/s = ticks / wall seconds from ``start()`` until the
   session is complete and everything is flushed to Redis (``stop()`` returned);
   ``streaming_ticks_per_s`` = ticks / seconds from the start of the first compute step to the
-  end of the last (start-up and the final flush excluded). The compute steps are timed too: ``tick_path_ticks_per_s`` is ticks / compute-thread seconds outside
-  the closed-bar work (decode, validation, volume, bars, latest state).
+  end of the last (start-up and the final flush excluded). The compute steps are timed
+  too: ``tick_path_ticks_per_s`` is ticks / compute-thread seconds outside the closed-bar
+  work (decode, validation, volume, bars, latest state).
 * ``live``: a replay server in a child process (``aion replay serve``) sends the session on
   a schedule giving every instrument 2 ticks per wall second, the first ``burst_s`` seconds
   at 5 times that (the opening burst); the scanner connects with ``--ws-url``. Measured:
