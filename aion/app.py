@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,10 +46,10 @@ from aion.pipeline.allocator import HeapTrimmer, tune_malloc
 from aion.pipeline.compute import ComputeEngine
 from aion.pipeline.queues import BoundedQueue
 from aion.replay.server import SESSION_COMPLETE_MESSAGE, ReplayServer
-from aion.replay.session_file import Session, SessionFileError, read_header, read_session
+from aion.replay.session_file import Session, SessionFileError, open_session, read_header
 from aion.store import keys
 from aion.store.server import PrivateRedis, connect, redacted_url
-from aion.store.writer import RedisStore, StoreBatch, TtlSeconds, status_path
+from aion.store.writer import AlertRecord, RedisStore, StoreBatch, TtlSeconds, status_path
 from aion.volume.averages import (
     bundled_adjustment_factors,
     bundled_daily_dir,
@@ -138,10 +139,13 @@ class Scanner:
         self.patterns = PatternEngine(load_patterns(config_dir))
         self.credentials = resolve_credentials(opts, config.kite.secrets_file)
         self.api_key, self.access_token = self.credentials.api_key, self.credentials.access_token
-        self.session: Session | None = read_session(opts.replay) if opts.replay else None
+        self.session: Session | None = open_session(opts.replay) if opts.replay else None
         self.master = self._master()
         self.modes: dict[int, int] = {}
         self.universe = self._universe()
+        # the scan needs only its universe: drop the other ~40,000 bundled rows (their memory
+        # is reused by the engine's allocations)
+        self.master = self.master.subset(self.universe)
         try:
             self.shards = shard_modes(self.modes)
         except ShardingError as exc:
@@ -175,6 +179,7 @@ class Scanner:
         self._compute_stop = threading.Event()
         self.started_monotonic = 0.0
         self.text_messages = 0
+        self._switch_interval_s = sys.getswitchinterval()  # the process's, restored by stop()
 
     # -- building ----------------------------------------------------------------------------
 
@@ -306,6 +311,15 @@ class Scanner:
                     self.archive.submit(batch)
             trimmer.maybe_trim()
 
+    def _sink_alerts(self, alerts: list[AlertRecord]) -> None:
+        """The compute thread's alerts of one minute, the moment they are decided: to the
+        store (which writes them ahead of pending state) and the archive, before the
+        minute's other writes (:attr:`ComputeEngine.alert_sink`)."""
+        batch = StoreBatch(alerts=alerts)
+        self.out.put(batch)
+        if self.archive is not None:
+            self.archive.submit(batch)
+
     def start(self) -> None:
         """Connect Redis, start the store, compute and feed threads (and the replay server).
 
@@ -313,6 +327,9 @@ class Scanner:
         """
         mc = self.config.memory
         tune_malloc(mc.mmap_threshold_mb << 20, mc.trim_threshold_mb << 20)
+        # a thread back from a GIL-releasing call (numpy, Numba, a socket) waits up to the
+        # switch interval per call while another runs Python (ThreadsConfig; restored by stop)
+        sys.setswitchinterval(self.config.threads.gil_switch_interval_ms / 1000.0)
         try:
             self._start()
         except BaseException:
@@ -322,6 +339,7 @@ class Scanner:
                 self.server.stop()
             if self.private_redis is not None:
                 self.private_redis.stop()
+            sys.setswitchinterval(self._switch_interval_s)
             raise
 
     def _start(self) -> None:
@@ -343,6 +361,7 @@ class Scanner:
             node=self.opts.node,
             replaying=self.session is not None,
         )
+        self.engine.alert_sink = self._sink_alerts
         self.store = RedisStore(
             self.redis,
             self.out,
@@ -362,10 +381,20 @@ class Scanner:
         self._compute_thread.start()
         url = self.opts.ws_url or cfg.kite.ws_url
         if self.session is not None:
-            self.server = ReplayServer(self.session, speed=self.opts.speed, wait_for_client=True)
+            self.server = ReplayServer(
+                self.session,
+                speed=self.opts.speed,
+                wait_for_client=True,
+                start_clients=len(self.shards),  # every connection replays the whole session
+            )
             self.server.start()
             url = self.server.url
         kc = cfg.kite
+        # An in-process replay at max speed is back-pressured by design: a feed thread blocked
+        # on the full raw queue cannot read the pong behind the frames in its socket, so pings
+        # would end the connection (and lose frames) with nothing wrong; there is no network.
+        max_speed_replay = self.session is not None and self.opts.speed is None
+        ping_s = 0.0 if max_speed_replay else kc.ping_interval_s
         for i, modes in enumerate(self.shards):  # <= 3 connections of <= 3000 tokens
             self.feeds.append(
                 FeedClient(
@@ -379,7 +408,7 @@ class Scanner:
                     max_backoff_s=kc.backoff_cap_s,
                     base_backoff_s=kc.backoff_initial_s,
                     stale_after_s=kc.watchdog_s,
-                    ping_interval_s=kc.ping_interval_s,
+                    ping_interval_s=ping_s,
                     max_attempts=kc.max_attempts_off_hours or None,
                     retry_forever=in_market_hours,
                     gap_markers=True,
@@ -447,6 +476,7 @@ class Scanner:
             self.redis.close()
         if self.private_redis is not None:
             self.private_redis.stop()
+        sys.setswitchinterval(self._switch_interval_s)
         return summary
 
     def summary(self) -> ScanSummary:

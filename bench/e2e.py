@@ -54,6 +54,7 @@ import redis
 
 from aion.app import Scanner, ScanOptions
 from aion.config import load_config
+from aion.kite.protocol import MAX_TOKENS_PER_CONNECTION
 from aion.pipeline.compute import ComputeEngine
 from aion.replay.session_file import SessionWriter, read_session
 from aion.store import keys
@@ -354,6 +355,8 @@ def run_live(
             "--speed",
             f"{speed:g}",
             "--wait-for-client",
+            "--start-clients",
+            str(-(-len(symbols) // MAX_TOKENS_PER_CONNECTION)),  # the scanner's connections
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

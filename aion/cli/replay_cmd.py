@@ -45,17 +45,31 @@ def serve(
     wait_for_client: bool = typer.Option(
         False, "--wait-for-client", help="start the session clock at the first subscription"
     ),
+    start_clients: int = typer.Option(
+        1,
+        "--start-clients",
+        min=1,
+        help="with --wait-for-client: start when this many clients subscribed (a scanner's "
+        "connections), each then gets the session from its first frame",
+    ),
     status_every: float = typer.Option(5.0, "--status-every", help="seconds between status lines"),
 ) -> None:
     """Serve FILE until Ctrl-C; connect with any api_key/access_token (both non-empty)."""
     from aion.market.time import to_ist
     from aion.replay.server import ReplayServer
-    from aion.replay.session_file import read_session
+    from aion.replay.session_file import open_session
 
     console = Console()
     spd = _parse_speed(speed)
-    session = read_session(file)
-    server = ReplayServer(session, host=host, port=port, speed=spd, wait_for_client=wait_for_client)
+    session = open_session(file)  # frames stay on disk, read as they are sent
+    server = ReplayServer(
+        session,
+        host=host,
+        port=port,
+        speed=spd,
+        wait_for_client=wait_for_client,
+        start_clients=start_clients,
+    )
     server.start()
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop on SIGTERM like on Ctrl-C
     console.print(

@@ -222,6 +222,7 @@ class FeedClient:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._watchdog: threading.Thread | None = None
+        self._in_sink = False  # the socket thread is handing a frame to the (full) sink
         self._reason: str | None = None  # why the current connection ended
         self._raw_sock: socket.socket | None = None  # TCP socket of the current connection
         self._pending_gap: tuple[int, str, int] | None = None  # (start ns, reason, attempts)
@@ -349,7 +350,7 @@ class FeedClient:
         while not self._stop.wait(min(1.0, self.stale_after_s / 4)):
             last = self.stats.last_frame_monotonic
             ws = self._ws
-            if self._connected and ws is not None and last is not None:
+            if self._connected and ws is not None and last is not None and not self._in_sink:
                 silent = time.monotonic() - last
                 if silent > self.stale_after_s:
                     self._reason = f"no data for {silent:.1f} s (watchdog)"
@@ -411,8 +412,15 @@ class FeedClient:
                 return
             self.stats.frames += 1
             self.stats.bytes += len(message)
-            if not self.sink.put((time.time_ns(), self.name, message)):
-                self.stats.dropped += 1
+            # a put blocked on a full queue is the consumer's delay, not a silent connection:
+            # the watchdog does not count it (a max-speed replay is back-pressured this way)
+            self._in_sink = True
+            try:
+                if not self.sink.put((time.time_ns(), self.name, message)):
+                    self.stats.dropped += 1
+            finally:
+                self._in_sink = False
+                self.stats.last_frame_monotonic = time.monotonic()
             return
         try:
             obj = parse_text_message(message)

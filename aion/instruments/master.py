@@ -178,6 +178,11 @@ def _frame_to_instruments(df: pl.DataFrame, source: str) -> list[Instrument]:
     expiry_cache: dict[str, dt.date | None] = {}
     out: list[Instrument] = []
     cols = [df[c].to_list() for c in KITE_COLUMNS]
+    # one object per distinct value of the repetitive columns (an option chain repeats its
+    # name, type, segment, exchange, strikes and tick size thousands of times): about 10 MB
+    # less for the ~40,000 bundled rows
+    shared: dict[Any, Any] = {}
+    one = shared.setdefault
     for tok, etok, ts, name, lp, exp, strike, tick, lot, itype, seg, exch in zip(
         *cols, strict=True
     ):
@@ -188,7 +193,18 @@ def _frame_to_instruments(df: pl.DataFrame, source: str) -> list[Instrument]:
                 raise ValueError(f"{source}: {exc}") from None
         out.append(
             Instrument(
-                tok, etok, ts, name, lp, expiry_cache[exp], strike, tick, lot, itype, seg, exch
+                tok,
+                etok,
+                ts,
+                one(name, name),
+                one(lp, lp),
+                expiry_cache[exp],
+                one(strike, strike),
+                one(tick, tick),
+                lot,
+                one(itype, itype),
+                one(seg, seg),
+                one(exch, exch),
             )
         )
     return out

@@ -1,16 +1,29 @@
 """Option state, Greeks and per-underlying chains for the scan (:class:`ChainTracker`).
 
-The tracker holds, in arrays indexed like the compute engine's instrument slots, the latest
-price of every slot (the spot of underlyings) and, for every option slot, its latest
-``last_price``, day ``volume_traded`` and ``oi`` (Kite tick fields), its implied volatility and
-Greeks (:mod:`aion.options.greeks`, computed vectorised for the options that ticked in a batch,
-against the underlying's latest price) and its time to expiry (:mod:`aion.options.expiry`).
-
-Options are recognised from the instrument master rows
+The tracker follows, for every option slot of the compute engine's universe and every slot
+that is an option's underlying, the Kite tick fields ``last_price``, day ``volume_traded`` and
+``oi``. Options are recognised from the instrument master rows
 (:func:`aion.options.symbols.option_contract`) and attached to their underlying when that
 underlying (``NSE:NIFTY 50`` for ``NIFTY`` options, ``NSE:<NAME>`` for stock options) is a slot
 of the same universe; an option whose underlying is not subscribed gets no Greeks (IV reason
 ``bad input``).
+
+Two views of that state:
+
+* *latest* (:meth:`ChainTracker.store_writes`, the ``keys.option`` hashes): each option's last
+  tick and its IV and Greeks (:mod:`aion.options.greeks`) against the underlying's last price
+  at the feed's exchange clock, recomputed for the options that ticked in a batch;
+* *as of a bar's close* (:meth:`ChainTracker.chain_view`, :meth:`ChainTracker.option_view`,
+  :meth:`ChainTracker.advance_straddle_vwap`): what detectors see at the close of a bar ending
+  at ``end``. A bar closes at the first tick whose exchange time reaches ``end`` (the
+  exchange clock of :mod:`aion.bars.builder`), so the state at the close is each instrument's
+  last tick that arrived *before* that tick: all of them have ``exchange_timestamp < end``,
+  and an out-of-order tick arriving after the close is left out as the bar builder leaves out
+  its price. IV, Greeks and time to expiry are computed at ``end``. A batch may run past
+  ``end`` before its bars close, so the tracker keeps the batch's tracked ticks ordered by
+  (row, exchange clock at arrival) and finds the tick per close time with one sorted search
+  (as :mod:`aion.pipeline.book` does for the order book): the views do not depend on how
+  frames were batched (deterministic replay, and live equal to replay).
 
 The chain of an underlying is its nearest unexpired expiry's strikes; the 5 strikes around ATM
 (the strike nearest the spot, index 2) are shown to detectors as
@@ -36,6 +49,8 @@ from aion.options.symbols import OptionContract, option_contract
 from aion.store import keys
 
 __all__ = ["CHAIN_ARRAY_KEYS", "CHAIN_WIDTH", "ChainTracker"]
+
+_TS_BITS = 34  # epoch seconds < 2**34 (year 2514): search key = row << _TS_BITS | clock
 
 CHAIN_WIDTH = 5
 """Strikes shown per chain: ATM and two on each side."""
@@ -65,7 +80,10 @@ _GREEK_ROWS = ("delta", "gamma", "theta", "vega", "rho")
 class _Chain:
     """Strike grid of one (underlying, expiry): sorted strikes and option indices per side."""
 
-    def __init__(self, expiry: dt.date, strikes: np.ndarray, ce: np.ndarray, pe: np.ndarray):
+    def __init__(
+        self, e: int, expiry: dt.date, strikes: np.ndarray, ce: np.ndarray, pe: np.ndarray
+    ):
+        self.e = e  # index in ChainTracker.expiries
         self.expiry = expiry
         self.expiry_ts = expiry_epoch(expiry)
         self.strikes = strikes  # float64 (k,), ascending
@@ -75,6 +93,9 @@ class _Chain:
 
 class ChainTracker:
     """Option state and chains of a universe whose slot ``s`` is ``slot_inst[s]``.
+
+    Tracked instruments get a *row*: option index ``i`` (in :attr:`contracts` order) is row
+    ``i``, the underlyings of options follow. Only ticks of tracked slots are kept per batch.
 
     Args:
         slot_inst: the compute engine's instruments by slot.
@@ -112,11 +133,31 @@ class ChainTracker:
         self.expiries = sorted({c.expiry for c in contracts})
         self.expiry_idx = np.array([self.expiries.index(c.expiry) for c in contracts], np.int64)
 
-        self.spot = np.full(n, math.nan, np.float64)  # latest price per slot
-        self.last_price = np.full(m, math.nan, np.float64)
-        self.volume = np.zeros(m, np.int64)
-        self.oi = np.zeros(m, np.int64)
-        self.ts = np.zeros(m, np.int64)
+        # rows: options 0..m-1, then their underlyings; -1 = slot not tracked
+        unders = np.unique(self.underlying_slot[self.underlying_slot >= 0])
+        self._row = self.option_index.copy()
+        self._row[unders] = m + np.arange(unders.shape[0])
+        self._under_row = np.where(
+            self.underlying_slot >= 0, self._row[np.maximum(self.underlying_slot, 0)], -1
+        )
+        rows = m + unders.shape[0]
+        # latest tick per row (arrival order) and the exchange clock (running max, epoch s)
+        self._price = np.full(rows, math.nan, np.float64)
+        self._volume = np.zeros(rows, np.int64)
+        self._oi = np.zeros(rows, np.int64)
+        self._ts = np.zeros(rows, np.int64)
+        self._clock = np.zeros(1, np.int64)
+        # the last batch's tracked ticks by (row, clock at arrival), see _index_batch
+        self._keys = np.zeros(0, np.int64)
+        self._b_price = np.zeros(0, np.float64)
+        self._b_volume = np.zeros(0, np.int64)
+        self._b_oi = np.zeros(0, np.int64)
+
+        # latest state of the options (store_writes): views of the row arrays, then results
+        self.last_price = self._price[:m]
+        self.volume = self._volume[:m]
+        self.oi = self._oi[:m]
+        self.ts = self._ts[:m]
         self.underlying_price = np.full(m, math.nan, np.float64)
         self.iv = np.full(m, math.nan, np.float64)
         self.iv_code = np.zeros(m, np.int8)
@@ -125,7 +166,7 @@ class ChainTracker:
         self.dte_years = np.full(m, math.nan, np.float64)
 
         self._chains: dict[int, list[_Chain]] = {}
-        for u in sorted({int(x) for x in self.underlying_slot if x >= 0}):
+        for u in unders.tolist():
             per_expiry = []
             for e_i, expiry in enumerate(self.expiries):
                 sel = np.flatnonzero((self.underlying_slot == u) & (self.expiry_idx == e_i))
@@ -137,13 +178,15 @@ class ChainTracker:
                 pos = np.searchsorted(strikes, self.strike[sel])
                 for p, i in zip(pos.tolist(), sel.tolist(), strict=True):
                     (ce if self.is_call[i] else pe)[p] = i
-                per_expiry.append(_Chain(expiry, strikes, ce, pe))
+                per_expiry.append(_Chain(e_i, expiry, strikes, ce, pe))
             self._chains[u] = per_expiry
         # straddle VWAP accumulators per underlying slot, reset each session date
         self._vwap_date = np.zeros(n, np.int64)
         self._vwap_num = np.zeros(n, np.float64)
         self._vwap_den = np.zeros(n, np.float64)
         self._vol_seen = np.zeros(m, np.int64)
+        self._tte_now = 0
+        self._tte_memo: dict[int, tuple[float, float]] = {}
 
     @property
     def has_options(self) -> bool:
@@ -164,45 +207,103 @@ class ChainTracker:
         volume_traded: np.ndarray,
         oi: np.ndarray,
     ) -> np.ndarray:
-        """Take one batch of valid ticks (int64 slots, int64 epoch-second ``ts``, float64
-        ``price`` rupees, cumulative ``volume_traded`` and ``oi`` units, all (n,), time order)
-        and recompute IV and Greeks of the options that ticked, against the latest underlying
-        prices, at the batch's latest exchange time.
+        """Take one batch of kept ticks in arrival order: int64 ``slots``, int64 epoch-second
+        ``ts`` (exchange time, > 0), float64 ``price`` rupees, cumulative ``volume_traded`` and
+        ``oi`` units, all (n,). Every kept tick of the feed must come through here, in order:
+        the exchange clock (running maximum of ``ts``) decides which ticks a bar close sees.
 
-        Returns the option indices updated, int64 (k,).
+        Keeps the batch's ticks of tracked slots searchable by the as-of-close views until the
+        next call (one compiled pass; untracked slots cost a table look-up), moves each
+        tracked slot to its last tick, and recomputes the latest IV and Greeks of the options
+        that ticked against their underlying's latest price at the exchange clock.
+
+        Returns the option indices updated, int64 (k,) ascending.
         """
-        if slots.shape[0] == 0:
-            return np.zeros(0, np.int64)
-        uniq, last = _last_per_slot(np.ascontiguousarray(slots, np.int64), self.spot.shape[0])
-        self.spot[uniq] = price[last]
-        o = self.option_index[uniq]
-        is_opt = o >= 0
-        if not is_opt.any():
-            return np.zeros(0, np.int64)
-        o, last = o[is_opt], last[is_opt]
-        self.last_price[o] = price[last]
-        self.volume[o] = volume_traded[last]
-        self.oi[o] = oi[last]
-        self.ts[o] = ts[last]
-        self._compute(o, int(ts.max()))
+        keys_, self._b_price, self._b_volume, self._b_oi, touched = _index_batch(
+            np.ascontiguousarray(slots, np.int64),
+            np.ascontiguousarray(ts, np.int64),
+            np.ascontiguousarray(price, np.float64),
+            np.ascontiguousarray(volume_traded, np.int64),
+            np.ascontiguousarray(oi, np.int64),
+            self._row,
+            self._clock,
+            self._price,
+            self._volume,
+            self._oi,
+            self._ts,
+        )
+        self._keys = keys_
+        o = touched[touched < len(self.contracts)]
+        if o.shape[0]:
+            spot = self._spot(o, self._price)
+            days, years = self._time_to_expiry(o, int(self._clock[0]))
+            iv, code, g = self._greeks(o, self.last_price[o], spot, years)
+            self.underlying_price[o] = spot
+            self.iv[o] = iv
+            self.iv_code[o] = code
+            self.greeks[:, o] = g
+            self.dte_days[o] = days
+            self.dte_years[o] = years
         return o
 
-    def _compute(self, o: np.ndarray, now: int) -> None:
-        st = self.settings
+    def _at(self, rows: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``last_price`` (float64), ``volume_traded`` and ``oi`` (int64) of tracked ``rows``
+        (int64 (k,), >= 0) as of the close of a bar ending at ``end`` (epoch s): each row's
+        last tick that arrived while the exchange clock was before ``end``. A row without such
+        a tick in the last batch keeps its state from before the batch (every earlier batch
+        arrived before the close: a bar closes in the batch holding its closing tick)."""
+        price, volume, oi = self._price[rows], self._volume[rows], self._oi[rows]
+        if self._keys.shape[0]:
+            i = np.searchsorted(self._keys, (rows << _TS_BITS) | end, "left") - 1
+            ic = np.maximum(i, 0)
+            hit = (i >= 0) & ((self._keys[ic] >> _TS_BITS) == rows)
+            price = np.where(hit, self._b_price[ic], price)
+            volume = np.where(hit, self._b_volume[ic], volume)
+            oi = np.where(hit, self._b_oi[ic], oi)
+        return price, volume, oi
+
+    def _spot(self, o: np.ndarray, row_price: np.ndarray) -> np.ndarray:
+        """Underlying price of options ``o`` from ``row_price`` (float64 by row), NaN when the
+        underlying is not subscribed."""
+        u = self._under_row[o]
+        return np.where(u >= 0, row_price[np.maximum(u, 0)], math.nan)
+
+    def _time_to_expiry(self, o: np.ndarray, now: int) -> tuple[np.ndarray, np.ndarray]:
+        """Trading days and years (float64 (k,)) from ``now`` (epoch s) to the expiry of
+        options ``o`` (:meth:`_expiry_time`)."""
+        e_o = self.expiry_idx[o]
         days = np.empty(len(self.expiries), np.float64)
         years = np.empty(len(self.expiries), np.float64)
-        for e in np.unique(self.expiry_idx[o]).tolist():
-            tte = time_to_expiry(now, self.expiries[e], self.calendar, st.trading_days_per_year)
-            days[e], years[e] = tte.dte_days, tte.dte_years
-        e_o = self.expiry_idx[o]
-        t = years[e_o]
-        u = self.underlying_slot[o]
-        spot = np.where(u >= 0, self.spot[np.maximum(u, 0)], math.nan)
+        for e in np.unique(e_o).tolist():
+            days[e], years[e] = self._expiry_time(e, now)
+        return days[e_o], years[e_o]
+
+    def _expiry_time(self, e: int, now: int) -> tuple[float, float]:
+        """Trading days and years from ``now`` (epoch s) to expiry ``self.expiries[e]``
+        (:func:`aion.options.expiry.time_to_expiry`), remembered for the latest ``now`` (the
+        bars of a minute share their close time)."""
+        if now != self._tte_now:
+            self._tte_now, self._tte_memo = now, {}
+        got = self._tte_memo.get(e)
+        if got is None:
+            tte = time_to_expiry(
+                now, self.expiries[e], self.calendar, self.settings.trading_days_per_year
+            )
+            got = self._tte_memo[e] = (tte.dte_days, tte.dte_years)
+        return got
+
+    def _greeks(
+        self, o: np.ndarray, price: np.ndarray, spot: np.ndarray, years: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """IV (float64 (k,)), its reason code (int8 (k,)) and Greeks (float64 (5, k), rows
+        ``_GREEK_ROWS``) of options ``o`` priced ``price`` with the underlying at ``spot``
+        (rupees) and ``years`` to expiry."""
+        st = self.settings
         iv, code = implied_vol_batch(
-            self.last_price[o],
+            price,
             spot,
             self.strike[o],
-            t,
+            years,
             self.is_call[o],
             rate=st.rate,
             dividend_yield=st.dividend_yield,
@@ -212,18 +313,13 @@ class ChainTracker:
         g = greeks_batch(
             spot,
             self.strike[o],
-            t,
+            years,
             iv,
             self.is_call[o],
             rate=st.rate,
             dividend_yield=st.dividend_yield,
         )
-        self.underlying_price[o] = spot
-        self.iv[o] = iv
-        self.iv_code[o] = code
-        self.greeks[:, o] = g[1:]
-        self.dte_days[o] = days[e_o]
-        self.dte_years[o] = t
+        return iv, code, g[1:]
 
     # -- views -------------------------------------------------------------------------------
 
@@ -249,111 +345,214 @@ class ChainTracker:
         return out
 
     def store_writes(self, updated: np.ndarray) -> dict[str, dict[str, str]]:
-        """``keys.option(symbol) -> state`` hashes of the option indices ``updated``."""
+        """``keys.option(symbol) -> state`` hashes (latest state) of option indices ``updated``."""
         return {keys.option(self.contracts[i].symbol): self.state(i) for i in updated.tolist()}
 
-    def option_view(self, slot: int) -> dict[str, float]:
-        """:attr:`InstrumentView.option` of ``slot``: ``strike``, ``iv``, ``delta``, ``gamma``,
-        ``theta``, ``vega``, ``rho``, ``dte_days``, ``dte_years`` (floats, NaN when undefined);
-        ``{}`` when the slot is not an option."""
+    def option_view(self, slot: int, end: int) -> dict[str, float]:
+        """:attr:`InstrumentView.option` of ``slot`` at the close of its bar ending at ``end``
+        (epoch s): ``strike``, ``iv``, ``delta``, ``gamma``, ``theta``, ``vega``, ``rho``,
+        ``dte_days``, ``dte_years`` (floats, NaN when undefined), from the option's and its
+        underlying's prices as of that close, at time ``end``; ``{}`` when the slot is not an
+        option."""
         i = int(self.option_index[slot])
         if i < 0:
             return {}
-        out = {"strike": float(self.strike[i]), "iv": float(self.iv[i])}
+        o = np.array([i], np.int64)
+        price = self._at(o, end)[0]
+        u = int(self._under_row[i])
+        spot = self._at(np.array([u], np.int64), end)[0] if u >= 0 else np.array([math.nan])
+        days, years = self._time_to_expiry(o, end)
+        iv, _code, g = self._greeks(o, price, spot, years)
+        out = {"strike": float(self.strike[i]), "iv": float(iv[0])}
         for r, name in enumerate(_GREEK_ROWS):
-            out[name] = float(self.greeks[r, i])
-        out["dte_days"] = float(self.dte_days[i])
-        out["dte_years"] = float(self.dte_years[i])
+            out[name] = float(g[r, 0])
+        out["dte_days"] = float(days[0])
+        out["dte_years"] = float(years[0])
         return out
 
-    def chain_view(self, slot: int, now: int) -> dict[str, np.ndarray]:
-        """:attr:`InstrumentView.chain` of underlying ``slot`` at ``now`` (epoch seconds; the
-        closed bar's end). Call once per closed bar of the underlying: it also advances the
-        session's straddle VWAP.
+    def _locate(self, slot: int, end: int) -> tuple[_Chain, float, int] | None:
+        """The chain of underlying ``slot`` at ``end`` (nearest expiry not expired), the spot
+        as of the close at ``end`` and the ATM position in the chain's strikes (the strike
+        nearest the spot, ties to the lower); None without a chain or a spot."""
+        chains = self._chains.get(slot)
+        if not chains:
+            return None
+        spot = float(self._at(self._row[slot : slot + 1], end)[0][0])
+        chain = next((c for c in chains if c.expiry_ts > end), None)
+        if chain is None or math.isnan(spot):
+            return None
+        return chain, spot, int(np.argmin(np.abs(chain.strikes - spot)))
 
-        The chain is the nearest expiry not expired at ``now``; the 5 strikes are the ATM
+    def chain_view(self, slot: int, end: int) -> dict[str, np.ndarray]:
+        """:attr:`InstrumentView.chain` of underlying ``slot`` at the close of its bar ending
+        at ``end`` (epoch s). A pure read: prices, volumes and OI as of that close, IV and
+        Greeks computed at ``end`` against the spot as of that close.
+
+        The chain is the nearest expiry not expired at ``end``; the 5 strikes are the ATM
         strike (nearest the spot, ties to the lower strike) at index 2 and two on each side,
         NaN-padded at the grid's edge. Arrays (float64, (5,)): see :data:`CHAIN_ARRAY_KEYS`;
         ``gamma``/``vega`` are the mean of the CE's and PE's (each at its own IV);
         ``ce_volume``/``pe_volume`` are day volumes (units). 0-d arrays: ``spot``,
         ``dte_days`` (trading days), ``atm_straddle`` (ATM CE + PE last prices, rupees),
-        ``atm_straddle_vwap`` (session mean of the ATM straddle at bar closes, weighted by
-        the ATM CE + PE volume traded since the previous bar; NaN before any volume).
+        ``atm_straddle_vwap`` (the session's straddle VWAP as last advanced by
+        :meth:`advance_straddle_vwap`, which the engine calls first for the same bar; NaN
+        before any volume of the session).
         ``{}`` when the slot has no unexpired chain or no spot yet.
         """
-        chains = self._chains.get(slot)
-        spot = float(self.spot[slot])
-        if not chains or math.isnan(spot):
+        found = self._locate(slot, end)
+        if found is None:
             return {}
-        chain = next((c for c in chains if c.expiry_ts > now), None)
-        if chain is None:
-            return {}
+        chain, spot, atm = found
         k = chain.strikes
-        atm = int(np.argmin(np.abs(k - spot)))
         pos = np.arange(atm - CHAIN_WIDTH // 2, atm + CHAIN_WIDTH // 2 + 1)
         inside = (pos >= 0) & (pos < k.shape[0])
         pc = np.clip(pos, 0, k.shape[0] - 1)
-        ce = np.where(inside, chain.ce[pc], -1)
-        pe = np.where(inside, chain.pe[pc], -1)
+        legs = np.concatenate(
+            [np.where(inside, chain.ce[pc], -1), np.where(inside, chain.pe[pc], -1)]
+        )
+        has = legs >= 0
+        o = legs[has]
+        price, volume, oi = self._at(o, end)
+        dte_days, dte_years = self._expiry_time(chain.e, end)
+        iv, _code, g = self._greeks(
+            o, price, np.full(o.shape[0], spot), np.full(o.shape[0], dte_years)
+        )
 
-        def take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
-            return np.where(idx >= 0, values[np.maximum(idx, 0)], math.nan).astype(np.float64)
+        def legs_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            out = np.full(2 * CHAIN_WIDTH, math.nan)
+            out[has] = values
+            return out[:CHAIN_WIDTH], out[CHAIN_WIDTH:]
 
-        g = self.greeks
-        out: dict[str, np.ndarray] = {
+        ce_price, pe_price = legs_of(price)
+        ce_iv, pe_iv = legs_of(iv)
+        ce_delta, pe_delta = legs_of(g[0])
+        ce_gamma, pe_gamma = legs_of(g[1])
+        ce_theta, pe_theta = legs_of(g[2])
+        ce_vega, pe_vega = legs_of(g[3])
+        ce_oi, pe_oi = legs_of(oi)
+        ce_volume, pe_volume = legs_of(volume)
+        return {
             "strike": np.where(inside, k[pc], math.nan),
-            "ce_last_price": take(self.last_price, ce),
-            "pe_last_price": take(self.last_price, pe),
-            "ce_iv": take(self.iv, ce),
-            "pe_iv": take(self.iv, pe),
-            "ce_delta": take(g[0], ce),
-            "pe_delta": take(g[0], pe),
-            "gamma": _mean2(take(g[1], ce), take(g[1], pe)),
-            "ce_theta": take(g[2], ce),
-            "pe_theta": take(g[2], pe),
-            "vega": _mean2(take(g[3], ce), take(g[3], pe)),
-            "ce_oi": take(self.oi, ce),
-            "pe_oi": take(self.oi, pe),
-            "ce_volume": take(self.volume, ce),
-            "pe_volume": take(self.volume, pe),
+            "ce_last_price": ce_price,
+            "pe_last_price": pe_price,
+            "ce_iv": ce_iv,
+            "pe_iv": pe_iv,
+            "ce_delta": ce_delta,
+            "pe_delta": pe_delta,
+            "gamma": _mean2(ce_gamma, pe_gamma),
+            "ce_theta": ce_theta,
+            "pe_theta": pe_theta,
+            "vega": _mean2(ce_vega, pe_vega),
+            "ce_oi": ce_oi,
+            "pe_oi": pe_oi,
+            "ce_volume": ce_volume,
+            "pe_volume": pe_volume,
+            "spot": np.array(spot),
+            "dte_days": np.array(dte_days),
+            "atm_straddle": np.array(float(ce_price[2] + pe_price[2])),
+            "atm_straddle_vwap": np.array(self._straddle_vwap(slot, end)),
         }
-        straddle = float(out["ce_last_price"][2] + out["pe_last_price"][2])
-        tte = time_to_expiry(now, chain.expiry, self.calendar, self.settings.trading_days_per_year)
-        out["spot"] = np.array(spot)
-        out["dte_days"] = np.array(tte.dte_days)
-        out["atm_straddle"] = np.array(straddle)
-        out["atm_straddle_vwap"] = np.array(self._straddle_vwap(slot, now, chain, ce[2], pe[2]))
-        return out
 
-    def _straddle_vwap(self, slot: int, now: int, chain: _Chain, ce: int, pe: int) -> float:
-        date = session_date(now)
+    # -- straddle VWAP -----------------------------------------------------------------------
+
+    def advance_straddle_vwap(self, slot: int, end: int) -> None:
+        """Add the close of underlying ``slot``'s bar ending at ``end`` (epoch s) to its
+        session straddle VWAP. Call once per closed bar of the underlying, in bar order, before
+        :meth:`chain_view` of that bar.
+
+        The VWAP is the session mean of the ATM straddle (ATM CE + PE ``last_price`` as of
+        each bar's close, rupees), weighted by the ATM CE + PE ``volume_traded`` since the
+        previous bar's close; it restarts at each session date (IST). Bars without a chain or
+        spot add nothing.
+        """
+        found = self._locate(slot, end)
+        if found is None:
+            return
+        chain, _spot, atm = found
+        date = session_date(end)
         legs = np.concatenate([chain.ce[chain.ce >= 0], chain.pe[chain.pe >= 0]])
         if self._vwap_date[slot] != date:
             self._vwap_date[slot] = date
             self._vwap_num[slot] = self._vwap_den[slot] = 0.0
             self._vol_seen[legs] = 0
+        ce, pe = int(chain.ce[atm]), int(chain.pe[atm])
         if ce >= 0 and pe >= 0:
-            dv = max(0, int(self.volume[ce] - self._vol_seen[ce])) + max(
-                0, int(self.volume[pe] - self._vol_seen[pe])
-            )
-            straddle = float(self.last_price[ce] + self.last_price[pe])
+            price, volume, _oi = self._at(np.array([ce, pe], np.int64), end)
+            seen = self._vol_seen[[ce, pe]]
+            dv = int(np.maximum(volume - seen, 0).sum())
+            straddle = float(price[0] + price[1])
             if dv > 0 and math.isfinite(straddle):
                 self._vwap_num[slot] += straddle * dv
                 self._vwap_den[slot] += dv
-        self._vol_seen[legs] = self.volume[legs]
+        self._vol_seen[legs] = self._at(legs, end)[1]
+
+    def _straddle_vwap(self, slot: int, end: int) -> float:
+        """The straddle VWAP of ``slot``'s session at ``end`` as last advanced (rupees, NaN
+        before any volume)."""
         den = self._vwap_den[slot]
-        return float(self._vwap_num[slot] / den) if den > 0 else math.nan
+        if self._vwap_date[slot] != session_date(end) or den <= 0:
+            return math.nan
+        return float(self._vwap_num[slot] / den)
 
 
-@njit(cache=True)
-def _last_per_slot(slots: np.ndarray, n_slots: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct ``slots`` ascending and the index of each one's last occurrence (one pass
-    over a per-slot array instead of a sort)."""
-    last = np.full(n_slots, -1, np.int64)
+@njit(nogil=True, cache=True)
+def _index_batch(
+    slots, ts, price, volume, oi, row, clock, cur_price, cur_volume, cur_oi, cur_ts
+):  # pragma: no cover - compiled
+    """Order a batch's ticks of tracked slots by (row, exchange clock at arrival).
+
+    ``slots``/``ts``/``price``/``volume``/``oi`` (n,) in arrival order, ``row`` int64 by slot
+    (-1 untracked), ``clock`` int64 (1,) the exchange clock before the batch (updated), and
+    the latest state by row ``cur_*`` (updated to each row's last tick). Returns search keys
+    int64 ``row << _TS_BITS | clock at arrival`` ascending, the ticks' ``price``/``volume``/
+    ``oi`` in key order, and the rows that ticked. Each touched row's group starts with its
+    state before the batch under clock 0 (found when no tick of the batch arrived before a
+    close); the clock is a running maximum, so arrival order within a row is key order.
+    """
+    n_rows = cur_price.shape[0]
+    count = np.zeros(n_rows, np.int64)
     for i in range(slots.shape[0]):
-        last[slots[i]] = i
-    uniq = np.flatnonzero(last >= 0)
-    return uniq, last[uniq]
+        r = row[slots[i]]
+        if r >= 0:
+            count[r] += 1
+    fill = np.zeros(n_rows, np.int64)
+    k = 0
+    for r in range(n_rows):
+        fill[r] = k
+        if count[r]:
+            k += count[r] + 1
+    keys = np.empty(k, np.int64)
+    b_price = np.empty(k, np.float64)
+    b_volume = np.empty(k, np.int64)
+    b_oi = np.empty(k, np.int64)
+    for r in range(n_rows):
+        if count[r]:
+            j = fill[r]
+            keys[j] = r << _TS_BITS
+            b_price[j] = cur_price[r]
+            b_volume[j] = cur_volume[r]
+            b_oi[j] = cur_oi[r]
+            fill[r] = j + 1
+    c = clock[0]
+    for i in range(slots.shape[0]):
+        t = ts[i]
+        if t > c:
+            c = t
+        r = row[slots[i]]
+        if r < 0:
+            continue
+        j = fill[r]
+        keys[j] = (r << _TS_BITS) | c
+        b_price[j] = price[i]
+        b_volume[j] = volume[i]
+        b_oi[j] = oi[i]
+        fill[r] = j + 1
+        cur_price[r] = price[i]
+        cur_volume[r] = volume[i]
+        cur_oi[r] = oi[i]
+        cur_ts[r] = t
+    clock[0] = c
+    return keys, b_price, b_volume, b_oi, np.flatnonzero(count > 0)
 
 
 def _mean2(a: np.ndarray, b: np.ndarray) -> np.ndarray:

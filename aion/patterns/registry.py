@@ -56,9 +56,12 @@ class InstrumentView:
         book: order book at the bar's close: ``total_buy_quantity``,
             ``total_sell_quantity``, ``bid_quantity_5``, ``ask_quantity_5`` (shares,
             summed over the 5 depth levels); empty for ltp/quote-only instruments.
-        option: for CE/PE, the option's state: ``strike``, ``iv``, ``delta``, ``gamma``,
+        option: for CE/PE, the option's state as of the bar's close (its and its
+            underlying's last ticks before the bar's end, IV/Greeks at the bar's end,
+            :class:`aion.options.chain.ChainTracker`): ``strike``, ``iv``, ``delta``, ``gamma``,
             ``theta``, ``vega``, ``rho``, ``dte_days``, ``dte_years``; empty otherwise.
-        chain: for an underlying with an option chain, the 5 strikes around ATM
+        chain: for an underlying with an option chain, as of the bar's close (same rule,
+            whatever the batching), the 5 strikes around ATM
             (index 2 = ATM) as float64 arrays of shape (5,): ``strike``,
             ``ce_last_price``, ``pe_last_price``, ``ce_iv``, ``pe_iv``, ``ce_delta``,
             ``pe_delta``, ``gamma``, ``ce_theta``, ``pe_theta``, ``vega``, ``ce_oi``,

@@ -17,7 +17,7 @@ any exchange time is known is counted as ``untimed`` and skipped.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +49,7 @@ from aion.pipeline.book import BOOK_FIELDS, BookTracker
 from aion.pipeline.ticks import TickPath
 from aion.risk.manager import RiskManager
 from aion.store import keys
+from aion.store.encode import render_fields
 from aion.store.writer import AlertRecord, StoreBatch, encode_bars
 from aion.volume.analytics import BarAnalyticsColumns, VolumeAnalytics
 from aion.volume.state import VolumeStateManager
@@ -208,8 +209,14 @@ class ComputeEngine:
         # frames -> volume, bars, book, latest tick per instrument (see _write_latest)
         restorable = np.array([i.symbol in self._restored for i in self.slot_inst], np.bool_)
         self.tick_path = TickPath(self._tokens, restorable)
+        self._symbols = [i.symbol for i in self.slot_inst]
         self._tick_keys = [keys.tick(i.symbol) for i in self.slot_inst]
         self._volume_keys = [keys.volume_state(i.symbol) for i in self.slot_inst]
+        self._indicator_keys = [keys.indicators(i.symbol) for i in self.slot_inst]
+        self.alert_sink: Callable[[list[AlertRecord]], None] | None = None
+        """Where each minute's alerts go the moment they are decided (the app hands them to
+        the store and the archive ahead of the minute's other writes); None: into the
+        returned :class:`StoreBatch`."""
 
     # -- decoding ----------------------------------------------------------------------------
 
@@ -280,7 +287,7 @@ class ComputeEngine:
         """Slot ``s`` with persisted volume state ticks first (session date ``date``)."""
         st = self._restored.get(self.slot_inst[s].symbol)
         if st and int(st["session_date"]) == date:
-            # resume from the cumulative already inside persisted bars (see _volume_snapshot)
+            # resume from the cumulative already inside persisted bars (see _volume_snapshots)
             self.volume.restore(
                 s,
                 int(st["session_date"]),
@@ -289,17 +296,14 @@ class ComputeEngine:
                 int(st.get("bad_ticks", 0)),
             )
 
-    def _volume_snapshot(self, s: int) -> dict[str, int]:
-        """Volume state of slot ``s`` plus ``bar_cumulative``: the cumulative volume whose
-        increments are all inside bars already handed to the store (the last cumulative minus
-        the forming bar's volume and late volume still waiting for a bar). The store writes it
-        with the instrument's bars in one MULTI block, so a restart resumes from it: the volume
-        of a forming bar lost in a crash is counted again in the first bar after the restart,
-        never twice and never lost (sum of bar volumes == last - first cumulative)."""
-        return self._volume_snapshots(np.array([s], np.int64))[0]
-
     def _volume_snapshots(self, slots: np.ndarray) -> list[dict[str, int]]:
-        """:meth:`_volume_snapshot` of each of ``slots`` (int64 (k,)), column by column."""
+        """Volume state of each of ``slots`` (int64 (k,)), column by column, plus
+        ``bar_cumulative``: the cumulative volume whose increments are all inside bars already
+        handed to the store (the last cumulative minus the forming bar's volume and late
+        volume still waiting for a bar). The store writes it with the instrument's bars in one
+        MULTI block, so a restart resumes from it: the volume of a forming bar lost in a crash
+        is counted again in the first bar after the restart, never twice and never lost (sum
+        of bar volumes == last - first cumulative)."""
         snaps = self.volume.snapshots(slots)
         for snap, unbarred in zip(snaps, self.bars.unbarred(slots), strict=True):
             snap["bar_cumulative"] = snap["last_cumulative"] - unbarred
@@ -342,34 +346,33 @@ class ComputeEngine:
                 }
 
     def _on_bars(self, closed: np.ndarray, batch: StoreBatch) -> None:
+        """Closed bars of one chunk: alerts first, then the store writes.
+
+        Per minute group (a chunk may close several minutes) the alert path runs first:
+        indicators, analytics columns, detectors, risk, the alert manager; the alerts go to
+        :attr:`alert_sink` at once (else into ``batch.alerts``). Only then the group's
+        RVOL/profile and indicator hashes; after every group the bar texts, volume states and
+        roll-ups. Each stage sees the same state as in any other order (the analytics'
+        records read what the group's own update left), so alerts and writes are unchanged.
+        """
         c = self.counters
         c.bars += int(closed.shape[0])
         dates = session_dates(closed["start"])
         self.analytics.on_closed_bars(closed, self.volume.first_cumulative)
-        per_key: dict[str, dict[str, str]] = {}
-        texts = encode_bars(closed, SEGMENT_NAMES)  # columnar: no per-bar dict or json call
-        minutes = minute_of_day_ist(closed["start"]).tolist()
-        regular = (closed["segment"] == SEGMENT_REGULAR).tolist()
-        for slot, d, m, reg_bar, text in zip(
-            closed["slot"].tolist(), dates.tolist(), minutes, regular, texts, strict=True
-        ):
-            sym = self.slot_inst[slot].symbol
-            k = keys.bars_1m(sym, d) if reg_bar else keys.bars_1m_ext(sym, d)
-            per_key.setdefault(k, {})[f"{m // 60:02d}:{m % 60:02d}"] = text  # IST HH:MM
-        batch.bars.extend(per_key.items())
-        for s in np.unique(closed["slot"]).tolist():  # bars written -> their volume state too
-            if self.volume.seen[s]:
-                batch.state[keys.volume_state(self.slot_inst[s].symbol)] = self._volume_snapshot(s)
         # revisions re-send a bar with late volume for the store; indicators saw it already
         reg_mask = (closed["segment"] == SEGMENT_REGULAR) & (closed["revision"] == 0)
         reg = closed[reg_mask]
-        if reg.shape[0] == 0:
-            return
-        c.regular_bars += int(reg.shape[0])
-        reg_dates = dates[reg_mask]
-        self.analytics.rollup(reg, batch)
-        # Indicators and detectors advance minute by minute: a batch may close many minutes of
-        # one instrument, and each bar must see the indicator values as of its own close.
+        if reg.shape[0]:
+            c.regular_bars += int(reg.shape[0])
+            self._on_regular_bars(reg, dates[reg_mask], batch)
+        self._write_bars(closed, dates, batch)
+        if reg.shape[0]:
+            self.analytics.rollup(reg, batch)
+
+    def _on_regular_bars(self, reg: np.ndarray, reg_dates: np.ndarray, batch: StoreBatch) -> None:
+        """Indicators, detectors and alerts of closed regular bars (revision 0), minute by
+        minute: a batch may close many minutes of one instrument, and each bar must see the
+        indicator values as of its own close."""
         starts = reg["start"]
         bounds = np.flatnonzero(np.diff(starts)) + 1
         for lo, hi in zip(
@@ -391,28 +394,66 @@ class ComputeEngine:
             )
             ind = self.indicators.values(slots)  # name -> float64 (n,)
             va = self.analytics.on_regular_bars(group, dates_g)
-            self.analytics.record_bars(group, dates_g, va, batch)
-            self._write_indicators(group, ind, batch)
             candidates = self._detect(group, dates_g, ind, va)
             self.history.append_many(slots, dates_g, group)
             # the alert policy (conflicts, rate limit) decides over the whole minute at once
+            records = []
             for alert in self.alert_manager.consider_many(int(starts[lo]), candidates):
                 self.alerts.append(alert)
                 self.recent_alerts = [*self.recent_alerts, alert][-10:]
-                batch.alerts.append(AlertRecord(alert.date, alert.stream_id, alert.fields()))
+                records.append(AlertRecord(alert.date, alert.stream_id, alert.fields()))
+            if records and self.alert_sink is not None:
+                self.alert_sink(records)
+            else:
+                batch.alerts.extend(records)
+            self.analytics.record_bars(group, dates_g, va, batch)
+            self._write_indicators(group, ind, batch)
+
+    def _write_bars(self, closed: np.ndarray, dates: np.ndarray, batch: StoreBatch) -> None:
+        """The 1-minute bar hash fields (``HH:MM`` IST start -> JSON) of every closed bar and
+        the volume state of their instruments (written with the bars, see
+        :meth:`_volume_snapshots`)."""
+        texts = encode_bars(closed, SEGMENT_NAMES)  # columnar: no per-bar dict or json call
+        hhmm = [f"{m // 60:02d}:{m % 60:02d}" for m in minute_of_day_ist(closed["start"]).tolist()]
+        regular = (closed["segment"] == SEGMENT_REGULAR).tolist()
+        symbols = self._symbols
+        per_key: dict[str, dict[str, str]] = {}
+        for slot, d, reg_bar, field_, text in zip(
+            closed["slot"].tolist(), dates.tolist(), regular, hhmm, texts, strict=True
+        ):
+            sym = symbols[slot]
+            k = keys.bars_1m(sym, d) if reg_bar else keys.bars_1m_ext(sym, d)
+            f = per_key.get(k)
+            if f is None:
+                per_key[k] = {field_: text}
+            else:
+                f[field_] = text
+        batch.bars.extend(per_key.items())
+        slots = np.unique(closed["slot"]).astype(np.int64)
+        slots = slots[self.volume.seen[slots]]  # bars written -> their volume state too
+        state, volume_keys = batch.state, self._volume_keys
+        for s, snap in zip(slots.tolist(), self._volume_snapshots(slots), strict=True):
+            state[volume_keys[s]] = snap
 
     def _write_indicators(
         self, group: np.ndarray, ind: dict[str, np.ndarray], batch: StoreBatch
     ) -> None:
-        """The indicator state hash of every instrument of a minute group (6 decimals, "nan")."""
-        columns = {n: v.tolist() for n, v in ind.items()}
-        slots, starts = group["slot"].tolist(), group["start"].tolist()
-        for j, (s, start) in enumerate(zip(slots, starts, strict=True)):
-            state = {
-                k: ("nan" if math.isnan(col[j]) else f"{col[j]:.6f}") for k, col in columns.items()
-            }
-            state["bar_start"] = str(start)
-            batch.state[keys.indicators(self.slot_inst[s].symbol)] = state
+        """The indicator state hash of every instrument of a minute group: each value with 6
+        decimals and trailing zeros dropped (``"nan"`` when undefined;
+        :func:`aion.store.encode.render_fields`), ``bar_start`` epoch seconds."""
+        names = list(ind)
+        m = len(names)
+        n = group.shape[0]
+        if n == 0:
+            return
+        texts = render_fields(np.column_stack([ind[k] for k in names]), [6] * m, "nan")
+        names.append("bar_start")
+        starts = list(map(str, group["start"].tolist()))
+        state, ind_keys = batch.state, self._indicator_keys
+        for j, s in enumerate(group["slot"].tolist()):
+            row = texts[j * m : (j + 1) * m]
+            row.append(starts[j])
+            state[ind_keys[s]] = dict(zip(names, row, strict=True))
 
     def _detect(
         self,
@@ -430,6 +471,7 @@ class ComputeEngine:
         if self.options.has_options:  # every underlying's bar advances its straddle VWAP
             for j, s in enumerate(slots.tolist()):
                 if self.options.has_chain(s):
+                    self.options.advance_straddle_vwap(s, int(ends[j]))
                     chain = self.options.chain_view(s, int(ends[j]))
                     if chain:
                         chains[j] = chain
@@ -474,7 +516,7 @@ class ComputeEngine:
             instrument_type=self._instrument_type[s],
             underlying=self._underlying[s],
             book={} if np.isnan(book[0]) else dict(zip(BOOK_FIELDS, book.tolist(), strict=True)),
-            option=self.options.option_view(s),
+            option=self.options.option_view(s, int(f.bar_start[j]) + 60),
             chain=f.chains.get(j, {}),
             mean_range=float(f.mean_range[j]),
         )

@@ -92,6 +92,7 @@ from aion.kite.protocol import (
     filter_frame,
     is_heartbeat,
 )
+from aion.replay.session_file import FrameFile
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,9 @@ _MODE_BY_NAME = {name: mode for mode, name in MODE_NAMES.items()}
 #: A client joins this long after its first subscription message, so that the
 #: subscribe and mode messages a client sends together all apply to its first frame.
 JOIN_SETTLE_S = 0.05
+#: Longest wait for ``start_clients`` subscriptions after the first one (then the clock starts).
+START_WAIT_S = 5.0
+_START_POLL_S = 0.01  # how often a client waiting for the others looks again
 _BATCH = 256  # frames sent between two looks at the client's messages
 _MAX_WAIT_S = 0.25  # longest sleep of a client thread (keeps shutdown prompt)
 _TOKEN_RE = re.compile(r"(access_token=)[^&\s'\"]*")
@@ -174,6 +178,7 @@ class _Client:
         "dropped",
         "frames_sent",
         "inbox",
+        "initial",
         "join_at",
         "last_send",
         "modes",
@@ -185,6 +190,7 @@ class _Client:
         self.modes: dict[int, int] = {}
         self.cursor: int | None = None  # next frame index; None until the client joins
         self.join_at: float | None = None  # monotonic time the client joins (set by 1st message)
+        self.initial = False  # subscribed before the session clock started: starts at frame 0
         self.complete_sent = False
         self.last_send = time.monotonic()
         self.silent_until = 0.0  # monotonic; send nothing before it (go_silent)
@@ -202,6 +208,12 @@ class ReplayServer:
         port: TCP port; 0 picks a free one (read it back from ``.port``).
         speed: session seconds per wall second, or None for as fast as the client reads.
         wait_for_client: start the session clock at the first subscription instead of ``start()``.
+        start_clients: with ``wait_for_client``, hold the clock until this many clients have
+            subscribed (a scanner's connections, one per shard; at most
+            :data:`START_WAIT_S` after the first): every client that subscribed before the
+            clock started gets the session from its first frame, so 3 connections replayed
+            at max speed see the same frames; a client subscribing later (a reconnect)
+            joins at the live position.
         heartbeat_interval_s: idle time after which a heartbeat is sent, wall seconds.
         expected_credentials: ``(api_key, access_token)`` to require; None accepts any non-empty.
 
@@ -216,15 +228,18 @@ class ReplayServer:
         port: int = 0,
         speed: float | None = 1.0,
         wait_for_client: bool = False,
+        start_clients: int = 1,
         heartbeat_interval_s: float = 1.0,
         expected_credentials: tuple[str, str] | None = None,
     ) -> None:
         if speed is not None and not speed > 0:
             raise ValueError(f"speed must be > 0 or None (max), got {speed!r}")
+        if start_clients < 1:
+            raise ValueError(f"start_clients must be >= 1, got {start_clients!r}")
         if heartbeat_interval_s <= 0:
             raise ValueError(f"heartbeat_interval_s must be > 0, got {heartbeat_interval_s!r}")
         ts = np.asarray(session.ts_ns, dtype=np.int64)
-        frames = list(session.frames)
+        frames = session.frames  # a FrameFile stays on disk: frames are read as they are sent
         if len(ts) != len(frames):
             raise ValueError(f"session has {len(ts)} timestamps but {len(frames)} frames")
         if len(ts) > 1 and bool(np.any(np.diff(ts) < 0)):
@@ -234,6 +249,9 @@ class ReplayServer:
         self._requested_port = port
         self.speed = speed
         self.wait_for_client = wait_for_client
+        self.start_clients = start_clients
+        self._subscribed = 0  # clients that subscribed before the clock started
+        self._first_subscribe: float | None = None  # monotonic time of the first of them
         self.heartbeat_interval_s = heartbeat_interval_s
         self.expected_credentials = expected_credentials
         self._ts = ts
@@ -242,7 +260,12 @@ class ReplayServer:
         first = int(ts[0]) if self._n else 0
         start = getattr(session, "start_ns", None)  # header start_ns (Session.start_ns)
         self._ts0 = min(int(start), first) if start is not None and self._n else first
-        self._skip = [is_heartbeat(f) for f in frames]  # recorded heartbeats: we send our own
+        # recorded heartbeats: we send our own
+        self._skip = (
+            frames.heartbeats()
+            if isinstance(frames, FrameFile)
+            else np.fromiter((is_heartbeat(f) for f in frames), bool, len(frames))
+        )
         self.stats = ReplayStats()
         self._lock = threading.Lock()
         self._clock_start: float | None = None  # monotonic time of session time ts0
@@ -270,6 +293,10 @@ class ReplayServer:
             compression=None,
             max_size=2**20,
             logger=_ws_log,
+            # at max speed a client is back-pressured by design (it reads as fast as it can
+            # process): its pong waits behind the frames in the socket, so keepalive pings
+            # would close a healthy connection; paced replays keep websockets' default
+            ping_interval=None if self.speed is None else 20.0,
         )
         self.port = self._server.socket.getsockname()[1]
         if self.speed is not None and not self.wait_for_client and self._clock_start is None:
@@ -390,11 +417,24 @@ class ReplayServer:
         with self._lock:
             if self._clock_start is None:
                 self._clock_start = now
-            if self.speed is None:
+            if client.initial:
+                client.cursor = 0
+            elif self.speed is None:
                 client.cursor = self._head
             else:
                 now_ns = self._ts0 + int((now - self._clock_start) * self.speed * 1e9)
                 client.cursor = int(np.searchsorted(self._ts, now_ns, side="left"))
+
+    def _may_start(self) -> bool:
+        """A client may join: the clock runs, or ``start_clients`` clients subscribed before it
+        started (or :data:`START_WAIT_S` passed since the first did)."""
+        with self._lock:
+            if self._clock_start is not None or not self.wait_for_client:
+                return True
+            if self._subscribed >= self.start_clients:
+                return True
+            first = self._first_subscribe
+            return first is not None and time.monotonic() - first >= START_WAIT_S
 
     def _due_end(self, cursor: int) -> int:
         """Index one past the last frame due now for a client at ``cursor`` (capped to a batch)."""
@@ -424,7 +464,7 @@ class ReplayServer:
         elif cur is not None and not client.complete_sent:
             return 0.0
         elif cur is None and client.join_at is not None:
-            wake = min(wake, client.join_at)
+            wake = min(wake, max(client.join_at, now + _START_POLL_S))
         return min(max(wake - now, 0.0), _MAX_WAIT_S)
 
     # ---------------------------------------------------------------- handshake
@@ -474,6 +514,7 @@ class ReplayServer:
                     client.cursor is None
                     and client.join_at is not None
                     and time.monotonic() >= client.join_at
+                    and self._may_start()
                 ):
                     self._join(client)
                 if client.cursor is not None:
@@ -597,7 +638,14 @@ class ReplayServer:
             self._error(client, f"invalid message: unknown action {action!r}")
             return
         if client.join_at is None:
-            client.join_at = time.monotonic() + JOIN_SETTLE_S
+            now = time.monotonic()
+            client.join_at = now + JOIN_SETTLE_S
+            with self._lock:
+                if self._clock_start is None:
+                    client.initial = True
+                    self._subscribed += 1
+                    if self._first_subscribe is None:
+                        self._first_subscribe = now
 
     def _fits(self, client: _Client, tokens: list[int]) -> bool:
         limit = self.max_tokens_per_message

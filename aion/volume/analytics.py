@@ -9,9 +9,9 @@ calls it with ticks (price + incremental volume), with every closed 1-minute bar
 and once per closed regular bar for the :class:`~aion.patterns.registry.InstrumentView`
 fields; it writes its Redis keys into the engine's :class:`~aion.store.writer.StoreBatch`.
 
-Determinism: ticks are held back until the bars that close after them are
-evaluated, so each bar sees the profile and the VIX level as of its own close
-(exchange time), whatever the batching of frames.
+Determinism: each bar sees the profile of the ticks that arrived before the tick
+that closed it and the VIX level as of its own close (exchange time), whatever the
+batching of frames (:meth:`VolumeAnalytics.on_ticks`).
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ from aion.market.time import (
     session_dates,
 )
 from aion.store import keys
+from aion.store.encode import render_bins, render_fields, render_rows
 from aion.store.writer import StoreBatch
 from aion.volume.averages import bundled_daily_dir
 from aion.volume.baseline import SESSION_MINUTES, BaselineSet, bundled_intraday_dir, learn_baselines
-from aion.volume.encode import render_bins, render_fields, render_rows
 from aion.volume.fno import instrument_multiplier
 from aion.volume.profile import VolumeProfiles
 from aion.volume.regime import RegimeClassifier, VixTracker
@@ -157,18 +157,19 @@ _PREV = ("poc", "vah", "val")
 
 @njit(cache=True)
 def _select_ticks(
-    slots: np.ndarray, ts: np.ndarray, incr: np.ndarray, is_vix: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, int]:  # pragma: no cover - compiled
+    slots: np.ndarray, ts: np.ndarray, incr: np.ndarray, is_vix: np.ndarray, clock: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:  # pragma: no cover - compiled
     """Indices of the INDIA VIX ticks and of the regular-session ticks with volume (in
-    arrival order), and the earliest exchange time (epoch s) among the latter (``_NO_TS``
-    when none). slots int64 (n,), ts int64 epoch s (n,), incr int64 shares (n,),
-    is_vix bool (slots,)."""
+    arrival order), the exchange clock at each of the latter's arrival (running maximum of
+    ``ts`` from ``clock``, the tick included; epoch s) and the clock after the last tick.
+    slots int64 (n,), ts int64 epoch s (n,), incr int64 shares (n,), is_vix bool (slots,)."""
     n = slots.shape[0]
     vix = np.empty(n, np.int64)
     traded = np.empty(n, np.int64)
+    arrival = np.empty(n, np.int64)
     nv = nt = 0
-    min_ts = _NO_TS
     for i in range(n):
+        clock = max(clock, ts[i])
         if is_vix[slots[i]]:
             vix[nv] = i
             nv += 1
@@ -176,9 +177,9 @@ def _select_ticks(
             minute = ((ts[i] + IST_OFFSET_S) % 86_400) // 60
             if REGULAR_OPEN_MINUTE <= minute < REGULAR_CLOSE_MINUTE:
                 traded[nt] = i
+                arrival[nt] = clock
                 nt += 1
-                min_ts = min(min_ts, ts[i])
-    return vix[:nv], traded[:nt], min_ts
+    return vix[:nv], traded[:nt], arrival[:nt], clock
 
 
 def _nearest(levels: np.ndarray, close: np.ndarray) -> np.ndarray:
@@ -247,7 +248,8 @@ class VolumeAnalytics:
         self._rvol_keys: list[tuple[int, str]] = [(0, "")] * n  # (date, key) per slot
         self._profile_keys: list[tuple[int, str]] = [(0, "")] * n
         self._pending: list[tuple[np.ndarray, ...]] = []
-        self._pending_min_ts = _NO_TS  # earliest exchange time held in _pending (epoch s)
+        self._pending_min_clock = _NO_TS  # earliest arrival clock held in _pending (epoch s)
+        self._clock = 0  # exchange clock: latest exchange time of the ticks seen (epoch s)
 
     # -- ticks -------------------------------------------------------------------------------
 
@@ -259,33 +261,50 @@ class VolumeAnalytics:
         price: np.ndarray,
         incr: np.ndarray,
     ) -> None:
-        """Hold regular-session ticks for the profile and record VIX levels.
+        """Add regular-session ticks to the profiles and record VIX levels.
 
         slots int64 (n,), exchange time int64 epoch s (n,), session dates int64 YYYYMMDD,
-        ``last_price`` float64 rupees, incremental volume int64 shares; arrival order.
+        ``last_price`` float64 rupees, incremental volume int64 shares; every kept tick of
+        the feed, arrival order.
+
+        The profile a bar sees at its close holds exactly the ticks that arrived before the
+        tick that closed it (the first whose exchange time reached the bar's end, as in
+        :class:`~aion.bars.builder.BarBuilder`): a tick is held with the exchange clock at
+        its arrival and applied before evaluating a bar ending after that clock. Ticks that
+        arrived before the end of the minute forming when this call starts are applied now
+        (every bar still to be evaluated ends after it), so at the live rate the minute close
+        applies only the closing chunk's ticks. The result does not depend on batching.
         """
+        forming_end = (self._clock // 60 + 1) * 60 if self._clock > 0 else 0
         # one compiled pass, holding the GIL: a dozen numpy passes over a 65k-tick chunk
         # each released it and waited for the store and archive threads to hand it back
-        vix, traded, min_ts = _select_ticks(slots, ts, incr, self._is_vix)
+        vix, traded, arrival, self._clock = _select_ticks(
+            slots, ts, incr, self._is_vix, self._clock
+        )
         if vix.shape[0]:
             self.vix.observe(ts[vix], price[vix])
         # the profile is the regular session's (the 09:08 auction print would dominate the POC)
         if traded.shape[0]:
-            self._pending.append((slots[traded], ts[traded], dates[traded], price[traded],
+            self._pending.append((slots[traded], arrival, dates[traded], price[traded],
                                   incr[traded]))  # fmt: skip
-            self._pending_min_ts = min(self._pending_min_ts, min_ts)
+            self._pending_min_clock = min(self._pending_min_clock, int(arrival[0]))
+        self._apply_pending(forming_end)
 
     def _apply_pending(self, before: int | None) -> None:
-        """Add held ticks with exchange time < ``before`` (all when None) to the profiles."""
-        if not self._pending or (before is not None and self._pending_min_ts >= before):
+        """Add held ticks that arrived while the exchange clock was < ``before`` (all when
+        None) to the profiles, in arrival order."""
+        if not self._pending or (before is not None and self._pending_min_clock >= before):
             return  # nothing due: skip the concatenation (called once per closed bar)
-        s, t, d, p, q = (np.concatenate(c) for c in zip(*self._pending, strict=True))
-        take = np.ones(t.shape[0], np.bool_) if before is None else t < before
-        if take.any():
-            self.profiles.update(s[take], d[take], p[take], q[take])
-        rest = ~take
-        self._pending = [(s[rest], t[rest], d[rest], p[rest], q[rest])] if rest.any() else []
-        self._pending_min_ts = int(t[rest].min()) if rest.any() else _NO_TS
+        s, c, d, p, q = (
+            np.concatenate(col) if len(self._pending) > 1 else col[0]
+            for col in zip(*self._pending, strict=True)
+        )
+        # arrival clocks are non-decreasing: the due ticks are a prefix
+        k = c.shape[0] if before is None else int(np.searchsorted(c, before, side="left"))
+        if k:
+            self.profiles.update(s[:k], d[:k], p[:k], q[:k])
+        self._pending = [(s[k:], c[k:], d[k:], p[k:], q[k:])] if k < c.shape[0] else []
+        self._pending_min_clock = int(c[k]) if k < c.shape[0] else _NO_TS
 
     # -- bars --------------------------------------------------------------------------------
 
@@ -403,7 +422,7 @@ class VolumeAnalytics:
         """Write the RVOL entries and the profiles of :meth:`on_regular_bars`' bars into ``batch``.
 
         ``keys.rvol`` field ``HH:MM`` (IST bar start): JSON with the keys of
-        :data:`_RVOL_FIELDS` (numbers rounded to 6 decimals, :mod:`aion.volume.encode`).
+        :data:`_RVOL_FIELDS` (numbers rounded to 6 decimals, :mod:`aion.store.encode`).
         ``keys.profile``: every statistic of ``va.profile`` as text (6 decimals, ``nan`` when
         absent), ``bar_start``, ``baseline`` and, when the profile changed since its last
         bins write and ``volume.profile.bins_interval_min`` minutes passed (or it is the first

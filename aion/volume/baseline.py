@@ -48,7 +48,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy.interpolate import PchipInterpolator
 
 from aion.market.time import REGULAR_CLOSE_MINUTE, REGULAR_OPEN_MINUTE
 from aion.volume.averages import daily_files, read_daily
@@ -133,6 +132,10 @@ def cum_share_from_buckets(edges: np.ndarray, bucket_share: np.ndarray) -> np.nd
         raise ValueError("edges must run from 0 to 375 with one more entry than bucket_share")
     if np.any(np.diff(e) <= 0) or np.any(s < 0):
         raise ValueError("edges must be strictly ascending and shares >= 0")
+    # imported here: scipy.interpolate costs ~40 MB of RSS, and a scan whose baselines come
+    # from the cache (aion.volume.analytics) never interpolates
+    from scipy.interpolate import PchipInterpolator
+
     knots = np.concatenate(([0.0], np.cumsum(s)))
     curve = PchipInterpolator(e, knots)(np.arange(SESSION_MINUTES + 1, dtype=np.float64))
     curve[edges.astype(np.int64)] = knots  # exact at the edges

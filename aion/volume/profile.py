@@ -313,7 +313,10 @@ class VolumeProfiles:
         n = tick_size.shape[0]
         self.cfg = cfg
         self.tick = np.where(tick_size > 0, tick_size, cfg.fallback_tick_size).astype(np.float64)
-        self.vol = np.zeros((n, cfg.max_bins), np.int64)
+        # written once so every page is resident from the start (np.zeros maps lazily zeroed
+        # pages that would fault in one by one as price ranges widen: RSS creeping for an hour)
+        self.vol = np.empty((n, cfg.max_bins), np.int64)
+        self.vol.fill(0)
         self.lo = np.zeros(n, np.int64)
         self.ticks_per_bin = np.full(n, cfg.bin_ticks, np.int64)
         self.date = np.zeros(n, np.int64)

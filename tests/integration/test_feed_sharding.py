@@ -75,7 +75,9 @@ def test_9001_refused_9000_open_exactly_three_connections(
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 subs = srv.subscriptions()
-                if len(subs) == 3 and sum(len(s) for s in subs) == 9000:
+                # subscribe, then mode: wait for both messages of every connection
+                full = all(m == MODE_FULL for s in subs for m in s.values())
+                if len(subs) == 3 and sum(len(s) for s in subs) == 9000 and full:
                     break
                 time.sleep(0.05)
             subs = srv.subscriptions()

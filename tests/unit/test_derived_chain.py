@@ -99,7 +99,9 @@ def test_scanner_greeks_recover_india_vix(derived) -> None:
         if ts // 1_000_000_000 == from_ist(DAY, 11, 29, 50):
             break
     nifty_slot = next(s for s, i in enumerate(insts) if i.symbol == "NSE:NIFTY 50")
+    tr.advance_straddle_vwap(nifty_slot, from_ist(DAY, 11, 30))
     chain = tr.chain_view(nifty_slot, from_ist(DAY, 11, 30))
     assert chain["ce_iv"][2] == pytest.approx(vix["11:30"] / 100, abs=2e-3)
     assert chain["pe_iv"][2] == pytest.approx(vix["11:30"] / 100, abs=2e-3)
-    assert float(chain["atm_straddle_vwap"]) > 0
+    # one bar added: the whole day's volume weights that bar's straddle
+    assert float(chain["atm_straddle_vwap"]) == pytest.approx(float(chain["atm_straddle"]))

@@ -126,3 +126,24 @@ def test_trim_returns_freed_heap_pages_to_the_kernel() -> None:
 def test_memory_config_rejects_bad_values(kwargs: dict[str, float], key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         MemoryConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_store_shadow_keeps_long_values_as_fingerprints_and_still_sees_changes() -> None:
+    from aion.store.writer import FINGERPRINT_MIN_CHARS, hset_changed
+
+    short, long_ = "123.45", "p" * (FINGERPRINT_MIN_CHARS + 500)
+    sent, cmd = hset_changed("k", {"a": short, "bins": long_}, None)
+    # the shadow holds the short text and a 64-bit int for the long one, not its 564 chars
+    assert sent["a"] == short and isinstance(sent["bins"], int)
+    assert cmd.endswith(f"${len(long_)}\r\n{long_}\r\n")  # Redis still gets the full text
+    # unchanged: nothing to send; one character changed in the long value: it is sent
+    assert hset_changed("k", {"a": short, "bins": long_}, sent) == ({}, "")
+    changed = long_[:-1] + "q"
+    sent2, cmd2 = hset_changed("k", {"a": short, "bins": changed}, sent)
+    assert list(sent2) == ["bins"] and cmd2 == (
+        f"*4\r\n$4\r\nHSET\r\n$1\r\nk\r\n$4\r\nbins\r\n${len(changed)}\r\n{changed}\r\n"
+    )
+    # non-ASCII long values are packed from the text (bytes lengths), not from the shadow
+    uni = "₹" * (FINGERPRINT_MIN_CHARS + 1)
+    _, cmd3 = hset_changed("k", {"u": uni}, None)
+    assert cmd3.endswith(f"${len(uni.encode())}\r\n{uni}\r\n")

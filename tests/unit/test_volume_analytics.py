@@ -242,3 +242,46 @@ def test_results_do_not_depend_on_the_batching_of_ticks(seed: int) -> None:
         for k in a.profile:
             assert np.array_equal(a.profile[k], b.profile[k], equal_nan=True), k
     assert batch.bars == ref_batch.bars and batch.state == ref_batch.state
+
+
+def test_bar_profile_holds_the_ticks_that_arrived_before_its_closing_tick() -> None:
+    """A late tick (exchange time inside the bar) arriving after the tick that closed the bar
+    is not in that bar's profile, whether it came in the closing tick's batch or later; it is
+    in the next bar's."""
+    t0 = from_ist(DAY, 9, 15)
+    feed = [  # (ts, price, volume): SBIN (slot 1) only
+        (t0 + 5, 500.0, 10),
+        (t0 + 61, 501.0, 5),  # the first tick of 09:16: closes the 09:15 bar
+        (t0 + 50, 499.0, 7),  # late: 09:15 exchange time, arrived after the close
+        (t0 + 70, 502.0, 3),
+    ]
+
+    def bar(minute: int) -> np.ndarray:
+        b = np.zeros(1, BAR_DTYPE)
+        b["slot"], b["start"], b["segment"] = 1, t0 + 60 * minute, SEGMENT_REGULAR
+        b["open"] = b["high"] = b["low"] = b["close"] = 500.0
+        return b
+
+    def total_volume(va: VolumeAnalytics, minute: int) -> float:
+        cols = va.on_regular_bars(bar(minute), np.array([DATE]))
+        return float(cols.profile["total_volume"][0])
+
+    def totals(batches: list[list[int]]) -> list[float]:
+        """Feed the batches, evaluating the 09:15 bar right after the batch holding the
+        closing tick (as the engine does) and the 09:16 bar at the end."""
+        va = analytics()
+        out = []
+        for idx in batches:
+            ts, px, q = (np.array([feed[k][f] for k in idx]) for f in range(3))
+            n = len(idx)
+            va.on_ticks(np.ones(n, np.int64), ts.astype(np.int64), np.full(n, DATE),
+                        px.astype(np.float64), q.astype(np.int64))  # fmt: skip
+            if 1 in idx:
+                out.append(total_volume(va, 0))
+        out.append(total_volume(va, 1))
+        return out
+
+    assert totals([[0, 1, 2, 3]]) == [10.0, 25.0]
+    assert totals([[0, 1, 2], [3]]) == [10.0, 25.0]
+    assert totals([[0, 1], [2], [3]]) == [10.0, 25.0]
+    assert totals([[0], [1], [2, 3]]) == [10.0, 25.0]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aion.config import ProfileConfig
-from aion.volume.encode import render_bins, render_fields, render_rows
+from aion.store.encode import render_bins, render_fields, render_rows
 from aion.volume.profile import VolumeProfiles
 
 

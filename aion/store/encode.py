@@ -1,9 +1,10 @@
-"""Bulk text of the volume analytics' store writes: numbers to JSON / hash text in one pass.
+"""Bulk text of the compute thread's store writes: numbers to JSON / hash text in one pass.
 
 The compute thread writes, every minute and for every instrument, an RVOL JSON entry, the
-volume-profile hash and (periodically) the profile's ``bins`` JSON. Formatting those numbers
-one by one with ``json.dumps``/``repr`` was most of the analytics' cost, so the numbers of a
-whole minute are written into one byte buffer by a Numba kernel and cut into ``str`` once.
+volume-profile hash, the indicator hash and (periodically) the profile's ``bins`` JSON.
+Formatting those numbers one by one with ``json.dumps``/``repr``/f-strings was most of the
+minute close's cost, so the numbers of a whole minute are written into one byte buffer by a
+Numba kernel and cut into ``str`` once.
 
 Number text (:func:`render_rows`, :func:`render_fields`, :func:`render_bins`): a value ``x``
 with ``d >= 0`` decimals is written as the decimal ``q / 10**d`` where

@@ -1,0 +1,159 @@
+"""Determinism of the option chain at bar closes: a derived option-chain session
+(`aion session build --option-chain 2`) run through the compute engine with different
+batchings (one frame per batch, seeded random batch sizes, the whole session at once) gives
+the same chain view and option view at every bar close and the same alerts; and every view
+only holds ticks from before the bar's end (checked against the session's own frames)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aion.config import load_config, load_patterns
+from aion.kite.protocol import decode_frame
+from aion.patterns.frame import MinuteFrame
+from aion.patterns.registry import InstrumentView, PatternEngine, Signal
+from aion.pipeline.compute import ComputeEngine
+from aion.replay.builder import build_session
+from aion.replay.session_file import Session, read_session
+
+DATA = Path(__file__).resolve().parents[2] / "aion" / "data" / "intraday_1min_2022-11-11"
+DAY = dt.date(2022, 11, 11)
+
+Record = tuple[str, int, str, tuple[tuple[str, object], ...]]
+
+
+def _plain(x: object) -> object:
+    """``x`` (a float or a list of floats) with NaN as the text "nan", so == compares it."""
+    if isinstance(x, list):
+        return [_plain(v) for v in x]
+    return "nan" if isinstance(x, float) and x != x else x
+
+
+class RecordingEngine(PatternEngine):
+    """The pattern engine, recording what each bar close shows: the chain view of every
+    underlying row and the option view of every option row."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.records: list[Record] = []
+
+    def detect_minute(
+        self, frame: MinuteFrame, view_of: Callable[[int], InstrumentView]
+    ) -> list[tuple[InstrumentView, Signal]]:
+        views: dict[int, InstrumentView] = {}
+
+        def once(j: int) -> InstrumentView:
+            if j not in views:
+                views[j] = view_of(j)
+            return views[j]
+
+        for j in range(len(frame)):
+            start = int(frame.bar_start[j])
+            chain = frame.chains.get(j)
+            if chain is not None:
+                items = tuple((k, _plain(v.tolist())) for k, v in sorted(chain.items()))
+                self.records.append((once(j).symbol, start, "chain", items))
+            view = once(j)
+            if view.option:
+                items = tuple((k, _plain(v)) for k, v in sorted(view.option.items()))
+                self.records.append((view.symbol, start, "option", items))
+        return super().detect_minute(frame, once)
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
+    out = tmp_path_factory.mktemp("chain") / "chain.aion.gz"
+    files = ["NIFTY", "BANKNIFTY", "INDIAVIX"]
+    build_session([DATA / f"{f}.txt.gz" for f in files], DAY, out, option_chain=2)
+    return read_session(out)
+
+
+def run(session: Session, sizes: list[int]) -> tuple[list[Record], list[dict[str, str]]]:
+    """Replay ``session`` through a fresh engine in batches of ``sizes`` frames (the last
+    batch takes the rest); the recorded views and the alerts' fields."""
+    insts = {i.instrument_token: i for i in session.instruments()}
+    patterns = RecordingEngine(load_patterns())
+    eng = ComputeEngine(insts, load_config(), patterns, {}, {}, replaying=True)
+    items = [(int(t), "c0", f) for t, f in zip(session.ts_ns, session.frames, strict=True)]
+    i = 0
+    for k in sizes:
+        if i >= len(items):
+            break
+        eng.process(items[i : i + k])
+        i += k
+    if i < len(items):
+        eng.process(items[i:])
+    eng.finish()
+    return patterns.records, [a.fields() for a in eng.alerts]
+
+
+@pytest.fixture(scope="module")
+def whole(session: Session) -> tuple[list[Record], list[dict[str, str]]]:
+    """The session processed as one batch."""
+    return run(session, [len(session.frames)])
+
+
+def test_views_and_alerts_do_not_depend_on_batching(
+    session: Session, whole: tuple[list[Record], list[dict[str, str]]]
+) -> None:
+    n = len(session.frames)
+    rng = np.random.default_rng(20221111)
+    one, one_alerts = run(session, [1] * n)
+    rand, rand_alerts = run(session, rng.integers(1, 200, n).tolist())
+    chains = [r for r in one if r[2] == "chain"]
+    options = [r for r in one if r[2] == "option"]
+    # NIFTY 50 and NIFTY BANK: a chain at each of the 375 regular bars; 20 options' bars
+    assert len(chains) == 2 * 375, len(chains)
+    assert len(options) >= 20 * 370
+    assert one == rand
+    assert one == whole[0]
+    assert one_alerts == rand_alerts == whole[1]
+    fired = {a["pattern"] for a in one_alerts}
+    assert {"kow_signal_straddle", "premium_collection_strategy"} <= fired  # chain-driven
+
+
+def test_views_hold_only_ticks_before_the_bar_end(
+    session: Session, whole: tuple[list[Record], list[dict[str, str]]]
+) -> None:
+    """Reference: the last tick of each instrument with exchange time before the bar end,
+    straight from the decoded frames (the derived session is in time order)."""
+    master = session.instruments()
+    ticks = np.concatenate([decode_frame(f) for f in session.frames])
+    symbol = {i.instrument_token: i.symbol for i in master}
+    ts = ticks["exchange_timestamp"].astype(np.int64)
+    assert np.all(np.diff(ts) >= 0)
+    records = whole[0]
+    by_token: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for tok in np.unique(ticks["instrument_token"]).tolist():
+        sel = ticks["instrument_token"] == tok
+        by_token[symbol[tok]] = (ts[sel], ticks["last_price"][sel].astype(np.float64))
+
+    def price_before(sym: str, end: int) -> float:
+        t, p = by_token[sym]
+        i = int(np.searchsorted(t, end, "left")) - 1
+        return float(p[i]) if i >= 0 else float("nan")
+
+    strikes_by_symbol = {
+        (i.name, i.strike, i.instrument_type): i.symbol for i in master if i.strike > 0
+    }
+    checked = 0
+    for sym, start, kind, items in records:
+        if kind != "chain":
+            continue
+        view = dict(items)
+        end = start + 60
+        assert view["spot"] == price_before(sym, end)
+        name = "NIFTY" if sym == "NSE:NIFTY 50" else "BANKNIFTY"
+        for j, k in enumerate(view["strike"]):
+            if k == "nan":  # padding at the grid's edge
+                continue
+            for side in ("CE", "PE"):
+                opt = strikes_by_symbol[(name, k, side)]
+                assert view[f"{side.lower()}_last_price"][j] == price_before(opt, end)
+                checked += 1
+    assert checked > 2 * 375 * 2 * 3

@@ -1,0 +1,126 @@
+"""The minute close decides alerts before its store writes (issue 8, frame-to-alert latency):
+with an alert sink the alerts leave the compute step the moment a minute's alert manager
+decided them, identical (ids, order, fields) to the alerts of a run without a sink, and
+before that minute's indicator and analytics writes; the indicator hash is the
+independently rounded indicator values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aion.config import load_config, load_patterns
+from aion.market.time import minute_of_day_ist
+from aion.patterns.registry import PatternEngine
+from aion.pipeline.compute import ComputeEngine
+from aion.replay.builder import build_session
+from aion.replay.session_file import Session, read_session
+from aion.store import keys
+from aion.store.writer import AlertRecord, StoreBatch
+from aion.volume.averages import (
+    bundled_adjustment_factors,
+    bundled_daily_dir,
+    daily_averages,
+    read_adjustment_factors,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "aion" / "data" / "intraday_1min_2022-11-11"
+FILES = ["HDFCBANK", "RELIANCE", "SBIN", "TATAMOTORS", "NIFTY", "INDIAVIX"]
+DAY = dt.date(2022, 11, 11)
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
+    out = tmp_path_factory.mktemp("close") / "s.session.gz"
+    build_session([DATA / f"{f}.txt.gz" for f in FILES], DAY, out)
+    return read_session(out)
+
+
+def _engine(session: Session) -> ComputeEngine:
+    insts = {i.instrument_token: i for i in session.instruments()}
+    cfg = load_config()
+    wanted = {i.tradingsymbol for i in insts.values() if i.exchange == "NSE"}
+    factors = read_adjustment_factors(bundled_adjustment_factors())
+    avgs = daily_averages(bundled_daily_dir(), DAY, cfg.volume.average_days, factors, wanted)
+    avg = {k: a.avg_volume for k, a in avgs.items()}
+    return ComputeEngine(insts, cfg, PatternEngine(load_patterns()), avg, {}, replaying=True)
+
+
+def _run(eng: ComputeEngine, session: Session) -> list[StoreBatch]:
+    batches = []
+    for i in range(0, len(session.frames), 50):
+        part = zip(session.ts_ns[i : i + 50], session.frames[i : i + 50], strict=True)
+        batches.append(eng.process([(int(t), "c0", f) for t, f in part]))
+    batches.append(eng.finish())
+    return batches
+
+
+def test_sunk_alerts_equal_batch_alerts_and_precede_the_minute_writes(session: Session) -> None:
+    plain = _engine(session)
+    want = [a for b in _run(plain, session) for a in b.alerts]
+    assert len(want) >= 5  # the session raises alerts: the comparison below is not vacuous
+
+    eng = _engine(session)
+    events: list[tuple[str, int]] = []  # ("alerts" | "indicators", minute of day IST)
+    sunk: list[AlertRecord] = []
+
+    def sink(records: list[AlertRecord]) -> None:
+        sunk.extend(records)
+        (minute,) = {int(r.stream_id.split("-")[0]) // 1000 - 60 for r in records}
+        events.append(("alerts", int(minute_of_day_ist(np.array([minute]))[0])))
+
+    write_indicators = eng._write_indicators
+
+    def recorded(group: np.ndarray, ind: dict[str, np.ndarray], batch: StoreBatch) -> None:
+        events.append(("indicators", int(minute_of_day_ist(group["start"][:1])[0])))
+        write_indicators(group, ind, batch)
+
+    eng.alert_sink = sink
+    eng._write_indicators = recorded  # type: ignore[method-assign]
+    batches = _run(eng, session)
+    assert all(not b.alerts for b in batches)  # every alert went through the sink
+    assert [(r.stream_id, r.date, r.fields) for r in sunk] == [
+        (r.stream_id, r.date, r.fields) for r in want
+    ]
+    for i, (what, minute) in enumerate(events):
+        if what == "alerts":  # the same minute's indicator hashes come right after
+            assert events[i + 1] == ("indicators", minute)
+            assert ("indicators", minute) not in events[:i]
+
+
+def _reference_text(x: float) -> str:
+    """``repr`` of the value rounded to 6 decimals ("nan" when undefined)."""
+    return "nan" if math.isnan(x) else repr(float(np.round(x, 6)))
+
+
+def test_indicator_hash_holds_the_rounded_latest_values(session: Session) -> None:
+    eng = _engine(session)
+    state: dict[str, dict[str, str]] = {}
+    bars: dict[str, dict[str, str]] = {}
+    for b in _run(eng, session):
+        for k, v in b.state.items():
+            state.setdefault(k, {}).update(v)
+        for k, v in b.bars:
+            bars.setdefault(k, {}).update(v)
+    checked = 0
+    for s, inst in enumerate(eng.slot_inst):
+        h = state.get(keys.indicators(inst.symbol))
+        if h is None:
+            continue
+        values = eng.indicators.values(np.array([s], np.int64))
+        assert set(h) == {*values, "bar_start"}
+        last = max(bars[keys.bars_1m(inst.symbol, 20221111)])  # the last regular bar, HH:MM
+        mod = int(minute_of_day_ist(np.array([int(h["bar_start"])]))[0])
+        assert f"{mod // 60:02d}:{mod % 60:02d}" == last
+        for name, col in values.items():
+            x = float(col[0])
+            if math.isnan(x) or 1e-4 <= abs(x) < 1e9 or x == 0:
+                assert h[name] == _reference_text(x), (inst.symbol, name, x, h[name])
+            else:  # fixed notation for tiny numbers: the same number
+                assert float(h[name]) == float(np.round(x, 6)), (inst.symbol, name)
+            checked += 1
+    assert checked >= 5 * 20
