@@ -250,6 +250,7 @@ class VolumeAnalytics:
         self._pending: list[tuple[np.ndarray, ...]] = []
         self._pending_min_clock = _NO_TS  # earliest arrival clock held in _pending (epoch s)
         self._clock = 0  # exchange clock: latest exchange time of the ticks seen (epoch s)
+        self._day = 0  # session date (YYYYMMDD) of the latest ticks
 
     # -- ticks -------------------------------------------------------------------------------
 
@@ -275,6 +276,13 @@ class VolumeAnalytics:
         (every bar still to be evaluated ends after it), so at the live rate the minute close
         applies only the closing chunk's ticks. The result does not depend on batching.
         """
+        if slots.shape[0] and int(dates[-1]) != self._day:
+            # a new session date: F&O multipliers now, at the day's first tick, not inside
+            # the first minute close (the XNSE calendar's first load takes about 0.4 s)
+            self._day = int(dates[-1])
+            fno = np.flatnonzero(self._is_fno)
+            if fno.shape[0]:
+                self._fno_multipliers(fno, np.full(fno.shape[0], self._day, np.int64))
         forming_end = (self._clock // 60 + 1) * 60 if self._clock > 0 else 0
         # one compiled pass, holding the GIL: a dozen numpy passes over a 65k-tick chunk
         # each released it and waited for the store and archive threads to hand it back
