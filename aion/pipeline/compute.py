@@ -43,7 +43,7 @@ from aion.market.time import (
 )
 from aion.options.chain import ChainTracker
 from aion.options.symbols import underlying_symbol
-from aion.patterns.frame import MinuteFrame
+from aion.patterns.frame import HISTORY_FIELDS, MinuteFrame
 from aion.patterns.registry import InstrumentView, PatternEngine
 from aion.pipeline.book import BOOK_FIELDS, BookTracker
 from aion.pipeline.ticks import TickPath
@@ -105,7 +105,7 @@ class ComputeCounters:
 class _History:
     """Ring buffer of the last ``HISTORY_BARS`` closed regular bars per slot (float64)."""
 
-    FIELDS = ("open", "high", "low", "close", "volume")
+    FIELDS = HISTORY_FIELDS  # the order MinuteFrame.history uses
 
     def __init__(self, capacity: int) -> None:
         self.data = np.zeros((capacity, len(self.FIELDS), HISTORY_BARS), np.float64)

@@ -50,7 +50,7 @@ from aion.volume.profile import VolumeProfiles
 from aion.volume.regime import RegimeClassifier, VixTracker
 from aion.volume.rvol import RvolTracker
 
-_NO_TS = 2**62  # 'no held tick' sentinel for the earliest pending exchange time
+_NO_TS = 2**62  # 'no held tick' sentinel for the earliest arrival clock held (epoch s)
 
 
 @lru_cache(maxsize=4)
