@@ -159,7 +159,12 @@ class Scanner:
             size_of=_frame_bytes,
         )
         self.out: BoundedQueue[StoreBatch] = BoundedQueue(
-            "out", config.queues.out_maxsize, "block", config.queues.block_timeout_s
+            "out",
+            config.queues.out_maxsize,
+            "block",
+            config.queues.block_timeout_s,
+            max_bytes=config.queues.out_max_mb << 20,
+            size_of=StoreBatch.nbytes,
         )
         self._batch_bytes = config.queues.compute_batch_mb << 20  # frames per compute step
         self.session_complete = threading.Event()

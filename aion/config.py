@@ -127,6 +127,7 @@ class QueuesConfig:
     raw_max_mb: int = 32
     compute_batch_mb: int = 32
     out_maxsize: int = 20_000
+    out_max_mb: int = 128
     block_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
@@ -134,6 +135,7 @@ class QueuesConfig:
         _positive("queues.raw_max_mb", self.raw_max_mb)
         _positive("queues.compute_batch_mb", self.compute_batch_mb)
         _positive("queues.out_maxsize", self.out_maxsize)
+        _positive("queues.out_max_mb", self.out_max_mb)
         _positive("queues.block_timeout_s", self.block_timeout_s)
 
 

@@ -18,7 +18,8 @@ Writes ``bench/results/latest.json`` (every figure, raw results, the machine) an
 ``bench/results/latest.md`` (the table: figure, aion, baseline, ratio, target, pass/short;
 then the hot spots). Each figure's baseline is measured in the same run on the same machine.
 
-Run: ``python -m bench.run [--quick]`` (``--quick``: smaller sizes, for a smoke test).
+Run: ``python -m bench.run [--quick] [--only store]`` (``--quick``: smaller sizes, for a smoke
+test; ``--only store``: the store benchmark alone, printed, ``bench/results`` untouched).
 """
 
 from __future__ import annotations
@@ -335,8 +336,19 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: temp)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--only", choices=["store"], default=None,
+        help="run one benchmark and print its JSON (results files untouched)",
+    )  # fmt: skip
     a = ap.parse_args()
     from bench import indicators, parser, store
+
+    if a.only == "store":
+        s = store.run(300 if a.quick else 3000, 5 if a.quick else 10, repeats=1 if a.quick else 3)
+        print(json.dumps(s, indent=2))
+        target = TARGETS["store_ratio"]
+        print(f"store: {s['ratio']}x the plain redis-py pipeline (target >= {target}x)")
+        return
 
     t0 = time.monotonic()
     r: dict[str, Any] = {

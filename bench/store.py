@@ -1,12 +1,14 @@
 """Store benchmark: aion's Redis writer vs a plain redis-py pipeline, same state, same server.
 
-The workload is a deterministic sequence of compute batches as the compute thread
-produces them: per batch, every instrument ticks with probability ``tick_share``
-(its latest tick hash and volume state hash, string fields); every
-``flushes_per_minute`` flushes a minute closes for all instruments (a 1-minute bar
-field in the day's bars hash and the 40-field indicator hash). ``batches_per_flush``
-batches arrive between two flushes, so an instrument may tick several times per flush
-and prices repeat often (a real tick hash changes in a few fields only).
+The workload is a deterministic sequence of compute batches in the shape the scanner's
+compute thread produces them (:func:`make_batches`): per batch, every instrument ticks
+with probability ``tick_share`` (its latest tick hash, as columns, and its volume state
+hash, a dict); every ``flushes_per_minute`` flushes a minute closes for all instruments
+(the 1-minute bar and RVOL JSON fields, the volume state, the 41-field indicator hash and
+the 28-field volume profile hash, both as columns). ``batches_per_flush`` batches arrive
+between two flushes, so an instrument may tick several times per flush and prices repeat
+often (a real tick hash changes in a few fields only). The plain writers get the same
+writes as one dict per key (:meth:`StoreBatch.state_mappings`, built before timing).
 
 Three writers get the identical batch sequence, each against the same private
 redis-server started for the run (flushed between writers):
@@ -16,7 +18,8 @@ redis-server started for the run (flushed between writers):
 * ``plain_coalesced``: the same, but the state coalesced per key per flush first
   (latest value wins), i.e. the baseline already given aion's coalescing;
 * ``aion``: :class:`aion.store.writer.RedisStore` ``merge`` of each batch then ``flush``
-  (coalescing, changed fields only, EXPIRE when due, hand-packed RESP).
+  (coalescing, changed fields only, EXPIRE when due, hand-packed RESP; the column
+  families rendered by :mod:`aion.store.columnar` in one compiled pass).
 
 Afterwards every key both writers wrote is compared: Redis holds the same hashes.
 
@@ -43,12 +46,26 @@ import redis
 from aion.indicators.core import IndicatorCore
 from aion.pipeline.queues import BoundedQueue
 from aion.store import keys
+from aion.store.columnar import StateColumns
+from aion.store.encode import hstack_cells, render_cells, text_cells
 from aion.store.server import PrivateRedis, connect
 from aion.store.writer import RedisStore, RespCommands, StoreBatch, TtlSeconds, encode_bar
 
 _TTL = TtlSeconds(bars=8 * 86400, state=2 * 86400, alerts=8 * 86400, runs=30 * 86400)
 _T0 = 1_668_138_300  # 2022-11-11 09:15 IST, epoch s
 _DATE = 20221111
+
+
+_TICK_FIELDS = (
+    "last_price",
+    "exchange_timestamp",
+    "mode",
+    "volume_traded",
+    "last_traded_quantity",
+    "average_traded_price",
+    "oi",
+)
+_PROFILE_STATS = 25  # VolumeAnalytics' profile statistics at max_nodes 5 (with _prev, hvn, lvn)
 
 
 def make_batches(
@@ -59,16 +76,26 @@ def make_batches(
     flushes_per_minute: int = 5,
     seed: int = 7,
 ) -> list[list[StoreBatch]]:
-    """``n_flushes`` lists of ``batches_per_flush`` compute batches (deterministic).
+    """``n_flushes`` lists of ``batches_per_flush`` compute batches (deterministic), in the
+    shape the scanner's compute thread hands the store.
 
+    Per batch, the latest tick hash of every ticking instrument (the ``tick`` family of
+    :class:`~aion.store.columnar.StateColumns`, 7 Kite fields, prices with 2 decimals) and
+    its volume state (a dict, 6 fields). Every ``flushes_per_minute`` flushes a minute
+    closes for all instruments: the 1-minute bar (JSON field of the day's bars hash), the
+    RVOL entry (JSON field), the volume state again, the indicator hash (``indicators``
+    family, 40 values + ``bar_start``) and the volume profile hash (``profile`` family:
+    25 statistics, ``bar_start``, ``baseline`` and, every 5th minute, the ``bins`` JSON).
     Prices move on a 0.05 rupee grid (a tick repeats the last price ~40% of the time),
     ``volume_traded`` grows, exchange time advances one second per batch.
     """
     rng = np.random.default_rng(seed)
     names = IndicatorCore(1).names()
     syms = [f"NSE:SYM{i:05d}" for i in range(n_instruments)]
+    tick_keys = [keys.tick(s) for s in syms]
     px = np.round(rng.uniform(50, 5000, n_instruments), 2)
     cum = rng.integers(0, 1_000_000, n_instruments)
+    prof_fields = (*(f"stat_{j}" for j in range(_PROFILE_STATS)), "bar_start", "baseline", "bins")
     flushes: list[list[StoreBatch]] = []
     step = 0
     for f in range(n_flushes):
@@ -81,34 +108,39 @@ def make_batches(
             px[ticking] = np.round(px[ticking] + moves, 2)
             qty = rng.integers(1, 500, ticking.shape[0])
             cum[ticking] += qty
+            k = ticking.shape[0]
+            values = np.column_stack(
+                [
+                    px[ticking],
+                    np.full(k, _T0 + step),
+                    np.full(k, 3),
+                    cum[ticking],
+                    qty,
+                    px[ticking] - 0.3,
+                    np.zeros(k),
+                ]
+            )
+            cells = render_cells(
+                values,
+                [2, -1, -1, -1, -1, 2, -1],
+                "nan",
+                fixed=[True, False, False, False, False, True, False],
+            )
+            b.columns.append(
+                StateColumns("tick", _TICK_FIELDS, [tick_keys[i] for i in ticking.tolist()], cells)
+            )
             for i, q in zip(ticking.tolist(), qty.tolist(), strict=True):
-                sym = syms[i]
-                b.state[keys.tick(sym)] = {
-                    "last_price": f"{px[i]:.2f}",
-                    "exchange_timestamp": str(_T0 + step),
-                    "mode": "3",
-                    "volume_traded": str(int(cum[i])),
-                    "last_traded_quantity": str(q),
-                    "average_traded_price": f"{px[i] - 0.3:.2f}",
-                    "oi": "0",
-                }
-                b.state[keys.volume_state(sym)] = {
-                    "session_date": str(_DATE),
-                    "first_cumulative": "0",
-                    "last_cumulative": str(int(cum[i])),
-                    "incremental_total": str(int(cum[i])),
-                    "bad_ticks": "0",
-                    "bar_cumulative": str(int(cum[i]) - int(q)),
-                }
+                b.state[keys.volume_state(syms[i])] = _volume(int(cum[i]), int(q))
             batches.append(b)
         if (f + 1) % flushes_per_minute == 0:  # a minute closes for every instrument
             minute = (f + 1) // flushes_per_minute
             b = batches[-1]
             label = f"09:{14 + minute:02d}"
+            start = _T0 + 60 * minute
             for i, sym in enumerate(syms):
                 p = float(px[i])
                 bar = {
-                    "start": _T0 + 60 * minute,
+                    "start": start,
                     "open": p,
                     "high": p + 0.1,
                     "low": p - 0.1,
@@ -119,11 +151,58 @@ def make_batches(
                     "segment": "regular",
                 }
                 b.bars.append((keys.bars_1m(sym, _DATE), {label: encode_bar(bar)}))
-                ind = {n: f"{p * (1 + 0.001 * j):.6f}" for j, n in enumerate(names)}
-                ind["bar_start"] = str(_T0 + 60 * minute)
-                b.state[keys.indicators(sym)] = ind
+                rvol = f'{{"cum_volume": {int(cum[i])}, "expected_bar": {p / 7:.6f}, "minute": '
+                b.bars.append(
+                    (keys.rvol(sym, _DATE), {label: rvol + f'{minute}, "start": {start}}}'})
+                )
+                b.state[keys.volume_state(sym)] = _volume(int(cum[i]), 0)
+            ind = px[:, None] * (1 + 0.001 * np.arange(len(names)))[None, :]
+            ind = np.column_stack([ind, np.full(n_instruments, start)])
+            b.columns.append(
+                StateColumns(
+                    "indicators",
+                    (*names, "bar_start"),
+                    [keys.indicators(s) for s in syms],
+                    render_cells(ind, [6] * len(names) + [-1], "nan"),
+                )
+            )
+            stats = px[:, None] + 0.05 * rng.integers(-3, 4, (n_instruments, _PROFILE_STATS))
+            stats = np.column_stack([stats, np.full(n_instruments, start)])
+            numbers = render_cells(stats, [6] * _PROFILE_STATS + [-1], "nan")
+            bins = [
+                json.dumps([[round(float(px[i]) + 0.05 * j, 2), 100 * j] for j in range(40)])
+                if minute % 5 == 1
+                else None
+                for i in range(n_instruments)
+            ]
+            text = text_cells([["intraday"] * n_instruments, bins])
+            b.columns.append(
+                StateColumns(
+                    "profile",
+                    prof_fields,
+                    [keys.profile(s, _DATE) for s in syms],
+                    hstack_cells([numbers, text]),
+                )
+            )
         flushes.append(batches)
     return flushes
+
+
+def _volume(cum: int, q: int) -> dict[str, str]:
+    """The volume state hash as the compute thread writes it (a dict, every field text)."""
+    return {
+        "session_date": str(_DATE),
+        "first_cumulative": "0",
+        "last_cumulative": str(cum),
+        "incremental_total": str(cum),
+        "bad_ticks": "0",
+        "bar_cumulative": str(cum - q),
+    }
+
+
+def as_dicts(batch: StoreBatch) -> StoreBatch:
+    """The same writes with every state key as a dict (what the plain writer is given)."""
+    return StoreBatch(bars=batch.bars, state=batch.state_mappings())
 
 
 def _coalesce(batches: list[StoreBatch]) -> StoreBatch:
@@ -201,7 +280,8 @@ def run(
     fastest run counts, which keeps other load on a shared machine out of the ratio.
     """
     flushes = make_batches(n_instruments, n_flushes, seed=seed)
-    coalesced = [_coalesce(bs) for bs in flushes]
+    plain_flushes = [[as_dicts(b) for b in bs] for bs in flushes]
+    coalesced = [_coalesce(bs) for bs in plain_flushes]
     best = {"plain": math.inf, "plain_coalesced": math.inf, "aion": math.inf, "encoding": 0.0}
     encoding: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -212,7 +292,7 @@ def run(
             for _ in range(repeats):
                 client.flushall()
                 t0 = time.perf_counter()
-                plain = [_plain_flush(client, bs) for bs in flushes]
+                plain = [_plain_flush(client, bs) for bs in plain_flushes]
                 best["plain"] = min(best["plain"], time.perf_counter() - t0)
                 reference = _snapshot(client)
                 client.flushall()

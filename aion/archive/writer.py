@@ -8,6 +8,14 @@ state, and writes one part per table and date whenever rows are pending and
 ``flush_interval_s`` has passed since the previous write (so a live session
 writes about one part per bar close, a fast replay one every couple of seconds).
 
+Rows are built column-wise from numbers, never from the Redis text: the closed bars'
+structured array (:class:`~aion.store.columnar.BarColumns`), the RVOL entries' columns
+(:class:`~aion.store.columnar.RvolColumns`) and the ``volume`` state family's int64 columns
+(:class:`~aion.store.columnar.StateColumns`), each step's rows one polars frame. The values
+are those the Redis text parses back to (prices rounded as :func:`aion.store.writer.
+encode_bars` does, RVOL numbers as :mod:`aion.store.encode` renders them), so the tables
+equal what reading the JSON back gave, without a ``json.loads`` or a dict per bar.
+
 At shutdown (:meth:`ArchiveWriter.stop`) the queue is drained, pending rows,
 run summaries and gaps are written, every partition touched is compacted to one
 file, validations are archived for the dates that got alerts, and partitions
@@ -27,36 +35,36 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import polars as pl
 
 from aion.archive import archive_root
 from aion.archive.store import Archive
 from aion.config import AionConfig
-from aion.market.time import parse_date
+from aion.market.time import SEGMENT_NAMES, minute_of_day_ist, parse_date
 from aion.ops.logging import log_event
 from aion.pipeline.queues import BoundedQueue
-from aion.store import keys
+from aion.store.columnar import VOLUME_FAMILY, BarColumns, RvolColumns, StateColumns
 from aion.store.writer import AlertRecord, StoreBatch
 
 log = logging.getLogger(__name__)
 
-_BAR_FIELDS = ("start", "open", "high", "low", "close", "volume", "oi", "ticks", "segment")
-_RVOL_FIELDS = (
-    "volume",
-    "cum_volume",
-    "expected_bar",
-    "expected_cum",
-    "rvol_bar",
-    "rvol_cum",
-    "vix",
-    "regime",
-    "multiplier",
-)
-_PER_MINUTE = (("bars_1m", keys.bars_1m), ("bars_1m", keys.bars_1m_ext), ("rvol_1m", keys.rvol))
+_VOLUME_FIELDS = ("first_cumulative", "last_cumulative", "incremental_total", "bad_ticks")
+"""The ``volume_state`` table's numbers, read from the ``volume`` family by field name."""
+_RVOL_FIELDS = ("volume", "cum_volume", "expected_bar", "expected_cum", "rvol_bar", "rvol_cum",
+                "vix", "multiplier")  # fmt: skip
+"""The ``rvol_1m`` table's numbers, read from :class:`RvolColumns` by name."""
+_HHMM = pl.Series("time", [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)])
+"""``HH:MM`` of each IST minute of the day (the hash field of a bar or RVOL entry)."""
+_SEGMENTS = pl.Series("segment", [SEGMENT_NAMES[k] for k in range(max(SEGMENT_NAMES) + 1)], pl.Utf8)
+_EXTRA = pl.Series("extra", ["{}", '{"gap": true}'], pl.Utf8)
+"""``extra`` of a bar without / with the gap flag (``json.dumps`` of the bar's fields beyond
+the table's columns, sorted: ``gap``, true only after a feed gap, is the only one)."""
+_KEY = ["date", "symbol", "start"]
 
 
 class GapLike(Protocol):
@@ -84,22 +92,42 @@ class ArchiveStats:
     validated_dates: int = 0
 
 
+def _round_like_python(x: np.ndarray, digits: int) -> np.ndarray:
+    """float64 (n,) ``round(v, digits)`` of each value as Python computes it (the correctly
+    rounded decimal, which :func:`aion.store.writer.encode_bars` writes), vectorised.
+
+    ``numpy.round`` (``rint(v * 10**digits) / 10**digits``) is used where it leaves a value
+    unchanged and ``|v| < 2**38``: then ``v`` is the double nearest a ``digits``-decimal
+    number, which Python's round also returns. The rest (NaN and infinities included) take
+    Python's ``round`` one by one; tick prices (paise) never do.
+    """
+    out = np.round(x, digits)
+    odd = np.flatnonzero((out != x) | ~(np.abs(x) < 2.0**38))
+    if odd.shape[0]:
+        out[odd] = [round(v, digits) for v in x[odd].tolist()]
+    return out
+
+
+def _as_rendered(x: np.ndarray, decimals: int) -> pl.Series:
+    """The numbers :mod:`aion.store.encode` writes for float64 (n,) ``x`` with ``decimals``,
+    as parsing that text gives them back: ``decimals >= 0``: ``rint(x * 10**d) / 10**d``
+    (``numpy.round``; +0.0 for a negative zero; whole units past ``9e15 / 10**d``) as
+    Float64; ``-1``: ``rint(x)`` as Int64 (capped at ``±9e18`` as the text is); non-finite
+    values are null (JSON ``null``)."""
+    finite = np.isfinite(x)
+    if decimals < 0:
+        r = np.clip(np.rint(x), -9.0e18, 9.0e18)
+        return pl.Series(np.where(finite, r, np.nan), nan_to_null=True).cast(pl.Int64)
+    q = np.rint(x * 10.0**decimals)
+    whole = np.abs(q) >= 9.0e15
+    v = np.where(whole, np.clip(np.rint(x), -9.0e18, 9.0e18), q / 10.0**decimals) + 0.0
+    return pl.Series(np.where(finite, v, np.nan), nan_to_null=True)
+
+
 def _symbol_of(key: str) -> str:
-    """The instrument in a key's hash tag (``aion:{NSE:SBIN}:...`` -> ``NSE:SBIN``), or ''."""
+    """The instrument in a key's hash tag (``aion:{NSE:SBIN}:volume`` -> ``NSE:SBIN``)."""
     lo, hi = key.find("{"), key.find("}")
     return key[lo + 1 : hi] if 0 <= lo < hi else ""
-
-
-def _classify(key: str) -> tuple[str, str, int] | None:
-    """(table, symbol, YYYYMMDD) of a per-minute hash key that is archived, else None."""
-    sym = _symbol_of(key)
-    tail = key.rsplit(":", 1)[-1]
-    if not sym or not tail.isdigit():
-        return None
-    for table, key_of in _PER_MINUTE:
-        if key == key_of(sym, int(tail)):
-            return table, sym, int(tail)
-    return None
 
 
 def _ymd(date: int) -> dt.date:
@@ -118,6 +146,110 @@ def _int(v: str | None) -> int | None:
     return int(f) if f is not None else None
 
 
+def _yyyymmdd(d: dt.date) -> int:
+    return d.year * 10_000 + d.month * 100 + d.day
+
+
+def _latest(frames: list[pl.DataFrame], key: list[str]) -> pl.DataFrame:
+    """``frames`` (oldest first) as one frame holding the latest row of each ``key``."""
+    df = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+    return df.unique(subset=key, keep="last", maintain_order=True)
+
+
+class _VolumeRows:
+    """The latest ``volume`` family row of each instrument not archived yet, in int64 arrays
+    indexed by Redis key (no dict per row). Rows of another session than the pending row of
+    their key are kept apart (a multi-day replay archives both).
+
+    Attributes:
+        n_rows: pending rows.
+    """
+
+    _COLUMNS = ("session_date", *_VOLUME_FIELDS)
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+        self._symbols: list[str] = []
+        self._values = np.zeros((0, len(self._COLUMNS)), np.int64)
+        self._pending = np.zeros(0, np.bool_)
+        self._n_pending = 0
+        self._frames: list[pl.DataFrame] = []  # earlier rows set apart, oldest first
+        self._columns_of: dict[tuple[str, ...], list[int]] = {}
+
+    @property
+    def n_rows(self) -> int:
+        return self._n_pending + sum(f.height for f in self._frames)
+
+    def _rows_of(self, keys_: list[str]) -> np.ndarray:
+        index = self._index
+        rows = [index.get(k, -1) for k in keys_]
+        if -1 in rows:
+            for i, k in enumerate(keys_):
+                if rows[i] < 0:
+                    r = index.setdefault(k, len(self._symbols))
+                    if r == len(self._symbols):
+                        self._symbols.append(_symbol_of(k))
+                    rows[i] = r
+            n = len(self._symbols)
+            if n > self._pending.shape[0]:
+                cap = max(n, 2 * self._pending.shape[0], 64)
+                values = np.zeros((cap, len(self._COLUMNS)), np.int64)
+                values[: self._values.shape[0]] = self._values
+                pending = np.zeros(cap, np.bool_)
+                pending[: self._pending.shape[0]] = self._pending
+                self._values, self._pending = values, pending
+        return np.asarray(rows, np.int64)
+
+    def merge(self, cols: StateColumns) -> None:
+        """Take the rows of a ``volume`` family batch (``cols.values`` int64 (n, m)); rows
+        without a session (``session_date`` 0) are skipped."""
+        assert cols.values is not None
+        j = self._columns_of.get(cols.fields)
+        if j is None:
+            j = self._columns_of[cols.fields] = [cols.fields.index(c) for c in self._COLUMNS]
+        values = cols.values[:, j]
+        rows = self._rows_of(cols.keys)
+        keep = values[:, 0] != 0
+        if not keep.all():
+            rows, values = rows[keep], values[keep]
+        other = self._pending[rows] & (self._values[rows, 0] != values[:, 0])
+        if other.any():  # another session of a pending row: set the pending rows apart
+            frame = self._frame()
+            if frame is not None:
+                self._frames.append(frame)
+        self._n_pending += int(np.count_nonzero(~self._pending[rows]))
+        self._values[rows] = values
+        self._pending[rows] = True
+
+    def _frame(self) -> pl.DataFrame | None:
+        rows = np.flatnonzero(self._pending)
+        if rows.shape[0] == 0:
+            return None
+        values = self._values[rows]
+        data: dict[str, Any] = {
+            "date": values[:, 0],
+            "symbol": pl.Series("symbol", self._symbols, pl.Utf8).gather(rows),
+        }
+        for j, c in enumerate(_VOLUME_FIELDS, start=1):
+            data[c] = values[:, j]
+        self._pending[:] = False
+        self._n_pending = 0
+        return pl.DataFrame(data)
+
+    def take(self) -> pl.DataFrame | None:
+        """The pending rows (the latest per (date, symbol)) as a frame with an int ``date``
+        column; None when nothing is pending. Clears them."""
+        frame = self._frame()
+        frames = [*self._frames, *([frame] if frame is not None else [])]
+        self._frames = []
+        return _latest(frames, ["date", "symbol"]) if frames else None
+
+    def requeue(self, frame: pl.DataFrame) -> None:
+        """Rows that could not be written: pending again, behind every row that arrived
+        since."""
+        self._frames.insert(0, frame)
+
+
 class ArchiveWriter:
     """Owns the ``archive`` thread and its pending rows.
 
@@ -129,7 +261,7 @@ class ArchiveWriter:
         node: process name recorded with runs and gaps.
         max_pending_rows: pending bar/RVOL/volume-state rows that trigger a write before
             ``flush_interval_s`` has passed (bounds memory: a max-speed replay of 9,000
-            instruments merges about 20,000 rows a second, each a dict of about 1 KiB).
+            instruments merges about 20,000 rows a second).
     """
 
     def __init__(
@@ -149,8 +281,12 @@ class ArchiveWriter:
         self.node = node
         self.stats = ArchiveStats()
         self._lock = threading.RLock()  # re-entered: _merge writes early (flush) while holding it
-        self._rows: dict[tuple[str, dt.date, str, int], dict[str, Any]] = {}  # per minute
-        self._volume: dict[tuple[dt.date, str], dict[str, Any]] = {}
+        # bars_1m / rvol_1m: one frame per batch part (with an int ``date`` column), oldest
+        # first; the latest row per (date, symbol, start) wins when they are written
+        self._frames: dict[str, list[pl.DataFrame]] = {"bars_1m": [], "rvol_1m": []}
+        self._framed_rows = 0
+        self._volume = _VolumeRows()
+        self._symbol_series: dict[int, tuple[Sequence[str], pl.Series]] = {}
         self._alerts: list[tuple[dt.date, dict[str, Any]]] = []
         self._gaps: list[tuple[dt.date, dict[str, Any]]] = []
         self._runs: list[tuple[dt.date, dict[str, Any]]] = []
@@ -163,7 +299,9 @@ class ArchiveWriter:
 
     def submit(self, batch: StoreBatch) -> bool:
         """Queue one batch (called by the compute thread); False when dropped (counted)."""
-        if not (batch.bars or batch.alerts or batch.state):
+        if not (batch.bar_columns or batch.rvol_columns or batch.alerts or any(
+            c.family == VOLUME_FAMILY and c.values is not None for c in batch.columns
+        )):  # fmt: skip
             return True
         return self.queue.put(batch)
 
@@ -200,40 +338,79 @@ class ArchiveWriter:
 
     # -- batches -> rows ---------------------------------------------------------------------
 
+    def _pending_rows(self) -> int:
+        return self._framed_rows + self._volume.n_rows
+
     def _merge(self, batch: StoreBatch) -> None:
         """Turn one batch into pending rows (caller holds ``_lock``); writes them early, in the
         middle of a batch too, whenever ``max_pending_rows`` are pending (one batch of a fast
-        replay can carry several minutes of 9,000 instruments)."""
-        for key, fields in batch.bars:
-            if len(self._rows) + len(self._volume) >= self.max_pending_rows:
+        replay can carry several minutes of 9,000 instruments). The Redis text of the batch
+        (``batch.bars``, ``batch.state``) is not read."""
+        parts: list[BarColumns | RvolColumns] = [*batch.bar_columns, *batch.rvol_columns]
+        for cols in parts:
+            if self._pending_rows() >= self.max_pending_rows:
                 self.flush()
-            kind = _classify(key)
-            if kind is None:  # roll-ups and other hashes are not archived
-                continue
-            table, sym, ymd = kind
-            d = _ymd(ymd)
-            for hhmm, text in fields.items():
-                rec = json.loads(text)
-                start = int(rec["start"])
-                if table == "bars_1m":
-                    row = {k: rec.get(k) for k in _BAR_FIELDS}
-                    extra = {k: v for k, v in rec.items() if k not in _BAR_FIELDS}
-                    row["extra"] = json.dumps(extra, sort_keys=True)
-                else:
-                    row = {k: rec.get(k) for k in _RVOL_FIELDS}
-                row.update(symbol=sym, time=hhmm, start=start)
-                self._rows[(table, d, sym, start)] = row
-        for key, mapping in batch.state.items():
-            sym = _symbol_of(key)
-            if not sym or key != keys.volume_state(sym):
-                continue
-            row = {k: int(v) for k, v in mapping.items()}
-            sdate = row.pop("session_date", 0)
-            if sdate:
-                self._volume[(_ymd(sdate), sym)] = {"symbol": sym, **row}
+            if isinstance(cols, BarColumns):
+                df, table = self._bar_frame(cols), "bars_1m"
+            else:
+                df, table = self._rvol_frame(cols), "rvol_1m"
+            self._frames[table].append(df)
+            self._framed_rows += df.height
+        for state in batch.columns:
+            if state.family == VOLUME_FAMILY and state.values is not None:
+                if self._pending_rows() >= self.max_pending_rows:
+                    self.flush()
+                self._volume.merge(state)
         for a in batch.alerts:
             self._alerts.append((_ymd(a.date), self._alert_row(a)))
             self._alert_dates.add(_ymd(a.date))
+
+    def _symbols(self, symbols: Sequence[str]) -> pl.Series:
+        """``symbols`` (a producer's slot -> symbol table, shared and read only) as a Series,
+        built once per table object."""
+        hit = self._symbol_series.get(id(symbols))
+        if hit is None or hit[0] is not symbols or hit[1].len() != len(symbols):
+            if len(self._symbol_series) >= 8:
+                self._symbol_series.clear()
+            hit = (symbols, pl.Series("symbol", list(symbols), pl.Utf8))
+            self._symbol_series[id(symbols)] = hit
+        return hit[1]
+
+    def _bar_frame(self, cols: BarColumns) -> pl.DataFrame:
+        """The ``bars_1m`` rows (plus ``date`` YYYYMMDD) of one step's closed bars, column by
+        column: what ``json.loads`` of each bar's text (:func:`aion.store.writer.encode_bars`)
+        gives: prices rounded to 4 decimals as Python's ``round``, ``extra`` the gap flag."""
+        b = cols.bars
+        start = np.ascontiguousarray(b["start"], np.int64)
+        data: dict[str, Any] = {
+            "date": np.ascontiguousarray(cols.dates, np.int64),
+            "symbol": self._symbols(cols.symbols).gather(np.ascontiguousarray(b["slot"])),
+            "time": _HHMM.gather(minute_of_day_ist(start)),
+            "start": start,
+        }
+        for f in ("open", "high", "low", "close"):
+            data[f] = _round_like_python(np.ascontiguousarray(b[f], np.float64), 4)
+        for f in ("volume", "oi", "ticks"):
+            data[f] = np.ascontiguousarray(b[f], np.int64)
+        data["segment"] = _SEGMENTS.gather(np.ascontiguousarray(b["segment"], np.int64))
+        data["extra"] = _EXTRA.gather(np.ascontiguousarray(b["gap"], np.int64))
+        return pl.DataFrame(data)
+
+    def _rvol_frame(self, cols: RvolColumns) -> pl.DataFrame:
+        """The ``rvol_1m`` rows (plus ``date`` YYYYMMDD) of one minute's RVOL entries: each
+        number as its JSON text (:mod:`aion.store.encode`) parses back (:func:`_as_rendered`)."""
+        start = np.ascontiguousarray(cols.start, np.int64)
+        data: dict[str, Any] = {
+            "date": np.ascontiguousarray(cols.dates, np.int64),
+            "symbol": self._symbols(cols.symbols).gather(np.ascontiguousarray(cols.slot)),
+            "time": _HHMM.gather(minute_of_day_ist(start)),
+            "start": start,
+        }
+        for name in _RVOL_FIELDS:
+            j = cols.names.index(name)
+            data[name] = _as_rendered(np.ascontiguousarray(cols.values[:, j]), cols.decimals[j])
+        data["regime"] = pl.Series("regime", list(cols.regime), pl.Utf8)
+        return pl.DataFrame(data)
 
     @staticmethod
     def _alert_row(a: AlertRecord) -> dict[str, Any]:
@@ -262,39 +439,41 @@ class ArchiveWriter:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def _take(self) -> dict[str, dict[dt.date, list[dict[str, Any]]]]:
-        out: dict[str, dict[dt.date, list[dict[str, Any]]]] = {}
-
-        def add(table: str, d: dt.date, row: dict[str, Any]) -> None:
-            out.setdefault(table, {}).setdefault(d, []).append(row)
-
+    def _take(self) -> dict[str, dict[dt.date, pl.DataFrame]]:
+        """The pending rows, one frame per table and date (cleared)."""
+        out: dict[str, dict[dt.date, pl.DataFrame]] = {}
         with self._lock:
-            for (table, d, _s, _t), row in self._rows.items():
-                add(table, d, row)
-            for (d, _s), row in self._volume.items():
-                add("volume_state", d, row)
-            for table, rows in (
-                ("alerts", self._alerts),
-                ("gaps", self._gaps),
-                ("runs", self._runs),
-            ):
+            frames = {t: _latest(fs, _KEY) for t, fs in self._frames.items() if fs}
+            volume = self._volume.take()
+            if volume is not None:
+                frames["volume_state"] = volume
+            for table, df in frames.items():
+                for (d,), part in df.partition_by("date", as_dict=True).items():
+                    out.setdefault(table, {})[_ymd(int(d))] = part.drop("date")
+            for table, rows in (("alerts", self._alerts), ("gaps", self._gaps),
+                                ("runs", self._runs)):  # fmt: skip
+                by_date: dict[dt.date, list[dict[str, Any]]] = {}
                 for d, row in rows:
-                    add(table, d, row)
-            self._rows, self._volume = {}, {}
+                    by_date.setdefault(d, []).append(row)
+                for d, rs in by_date.items():
+                    out.setdefault(table, {})[d] = pl.DataFrame(rs, infer_schema_length=None)
+            self._frames = {t: [] for t in self._frames}
+            self._framed_rows = 0
             self._alerts, self._gaps, self._runs = [], [], []
         return out
 
     def flush(self) -> bool:
         """Write every pending row (one part per table and date); False after a disk error.
 
-        Rows that could not be written are kept for the next attempt.
+        Rows that could not be written are kept for the next attempt (rows of the same key
+        that arrive meanwhile win over them).
         """
         pending = self._take()
         ok = True
         for table, by_date in pending.items():
-            for d, rows in by_date.items():
+            for d, df in by_date.items():
                 try:
-                    self.archive.append(table, d, pl.DataFrame(rows, infer_schema_length=None))
+                    self.archive.append(table, d, df)
                 except OSError as exc:
                     ok = False
                     self.stats.errors += 1
@@ -307,24 +486,26 @@ class ArchiveWriter:
                         date=d.isoformat(),
                         error=self.stats.last_error,
                     )
-                    self._requeue(table, d, rows)
+                    self._requeue(table, d, df)
                     continue
                 self.stats.parts_written += 1
-                self.stats.rows_written[table] = self.stats.rows_written.get(table, 0) + len(rows)
+                self.stats.rows_written[table] = self.stats.rows_written.get(table, 0) + df.height
                 self._touched.add((table, d))
         return ok
 
-    def _requeue(self, table: str, d: dt.date, rows: list[dict[str, Any]]) -> None:
+    def _requeue(self, table: str, d: dt.date, df: pl.DataFrame) -> None:
+        """Rows of ``table`` on ``d`` that could not be written: pending again."""
         with self._lock:
-            if table in ("bars_1m", "rvol_1m"):
-                for r in rows:
-                    self._rows.setdefault((table, d, r["symbol"], int(r["start"])), r)
-            elif table == "volume_state":
-                for r in rows:
-                    self._volume.setdefault((d, r["symbol"]), r)
-            else:
+            if table in ("alerts", "gaps", "runs"):
                 target = {"alerts": self._alerts, "gaps": self._gaps, "runs": self._runs}[table]
-                target.extend((d, r) for r in rows)
+                target.extend((d, r) for r in df.to_dicts())
+                return
+            dated = df.select(pl.lit(_yyyymmdd(d), pl.Int64).alias("date"), pl.all())
+            if table == "volume_state":
+                self._volume.requeue(dated)
+            else:  # ahead of the rows that arrived meanwhile: those win
+                self._frames[table].insert(0, dated)
+                self._framed_rows += dated.height
 
     # -- the thread --------------------------------------------------------------------------
 

@@ -267,11 +267,11 @@ class BarBuilder:
                 self.b_close, self.b_vol, self.b_oi, self.b_ticks, self.b_gap, self.carry,
                 self.carry_gap)  # fmt: skip
 
-    def unbarred(self, slots: np.ndarray) -> list[int]:
+    def unbarred(self, slots: np.ndarray) -> np.ndarray:
         """Volume of each of ``slots`` (int64 (k,)) not in a bar handed out yet: its forming
-        bar's and its late volume waiting for a bar (shares)."""
-        cur, vol, carry = (a[slots].tolist() for a in (self.cur_start, self.b_vol, self.carry))
-        return [(v if c != 0 else 0) + k for c, v, k in zip(cur, vol, carry, strict=True)]
+        bar's and its late volume waiting for a bar; int64 (k,) shares."""
+        forming = np.where(self.cur_start[slots] != 0, self.b_vol[slots], 0)
+        return forming + self.carry[slots]
 
     def outputs(self, n_ticks: int) -> BarOutputs:
         """Output buffers for the bars ``n_ticks`` ticks can close (see :class:`BarOutputs`)."""

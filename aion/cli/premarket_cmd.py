@@ -7,6 +7,10 @@ readiness flag from the sessions strictly before the prepared date
 (``aion:{SYM}:averages``, through :class:`aion.store.writer.RedisStore`) and to a
 Parquet file. The default date is the next XNSE trading day (today, when today is
 a trading day and it is before 09:15 IST).
+
+It also learns the time-of-day volume curves (:mod:`aion.volume.baseline`, from the
+intraday and daily candles) and writes them to ``<data_dir>/premarket/baselines.npz``
+(:mod:`aion.volume.baseline_store`), which ``aion scan`` loads instead of learning them.
 """
 
 from __future__ import annotations
@@ -37,9 +41,17 @@ from aion.volume.averages import (
     premarket_averages,
     read_factors,
 )
+from aion.volume.baseline import BaselineSet, intraday_files, learn_baselines
+from aion.volume.baseline_store import (
+    baseline_folders,
+    baseline_inputs,
+    prepared_baselines_path,
+    write_baselines,
+)
 
 premarket_app = typer.Typer(
-    help="Pre-market preparation: daily averages and breakout levels.", no_args_is_help=True
+    help="Pre-market preparation: daily averages, breakout levels, time-of-day baselines.",
+    no_args_is_help=True,
 )
 console = Console()
 err = Console(stderr=True)
@@ -107,6 +119,36 @@ def write_redis(cfg: AionConfig, avgs: dict[str, PremarketAverages], url: str | 
             private.stop()
 
 
+def prepare_baselines(
+    cfg: AionConfig, intraday: Path, daily: Path, now: dt.datetime
+) -> tuple[BaselineSet, Path]:
+    """Learn the time-of-day curves from the two candle folders (latest sessions, as the
+    scan does) and write them to ``<data_dir>/premarket/baselines.npz``, with progress.
+
+    Returns:
+        The curves and the file written.
+
+    Raises:
+        FileNotFoundError: a folder does not exist.
+        ValueError: a candle CSV is malformed.
+        OSError: the file cannot be written.
+    """
+    bc = cfg.volume.baseline
+    inputs = baseline_inputs(intraday, daily, bc.sessions, bc.min_sessions)
+    with Progress(
+        TextColumn("intraday history"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.description}"), console=console, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("", total=inputs.intraday_files)
+        learnt = learn_baselines(
+            intraday, daily, None, bc.sessions, bc.min_sessions,
+            on_file=lambda s: progress.update(task, advance=1, description=s),
+        )  # fmt: skip
+    target = prepared_baselines_path(cfg.data_dir())
+    write_baselines(target, learnt, inputs, now)
+    return learnt, target
+
+
 @premarket_app.command("refresh-averages")
 def refresh_averages(
     history: Annotated[
@@ -144,11 +186,28 @@ def refresh_averages(
     redis_write: Annotated[
         bool, typer.Option("--redis/--no-redis", help="write the averages to Redis")
     ] = True,
+    intraday: Annotated[
+        Path | None,
+        typer.Option(
+            help="folder of Kite intraday candles <SYMBOL>_<interval>_*.csv[.gz] for the "
+            "time-of-day baselines (default: volume.baseline.intraday_history_dir, else the "
+            "bundled 60-minute ones)"
+        ),
+    ] = None,
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            "--baselines/--no-baselines",
+            help="also learn the time-of-day baselines of every instrument with intraday "
+            "candles (not only --symbols) into DATA_DIR/premarket/baselines.npz for aion scan",
+        ),
+    ] = True,
     config_dir: Annotated[
         Path | None, typer.Option("--config", help="folder holding aion.yaml")
     ] = None,
 ) -> None:
-    """Compute 20/55-day average volume and close, 55-day high/low per instrument."""
+    """Compute 20/55-day average volume and close, 55-day high/low per instrument, and the
+    time-of-day volume baselines the scan loads."""
     try:
         cfg = load_config(config_dir)
     except ConfigError as exc:
@@ -179,6 +238,13 @@ def refresh_averages(
     except FileNotFoundError as exc:
         _fail(str(exc))
         return
+    scan_intraday, scan_daily = baseline_folders(cfg)
+    intra = intraday or scan_intraday
+    if baselines:
+        try:
+            intraday_files(intra)
+        except FileNotFoundError as exc:
+            _fail(str(exc))
     wanted = {s.strip() for s in symbols.split(",") if s.strip()} if symbols else None
     total = len(files) if wanted is None else len(wanted & set(files))
     if total == 0:
@@ -213,6 +279,23 @@ def refresh_averages(
         f"redis commands: {commands}",
         highlight=False, soft_wrap=True,
     )  # fmt: skip
+    if baselines:
+        try:
+            learnt, bpath = prepare_baselines(cfg, intra, hist, dt.datetime.now(tz=IST))
+        except (OSError, ValueError) as exc:
+            _fail(f"baselines: {exc}".splitlines()[0])
+            return
+        console.print(
+            f"baselines: {len(learnt.curves)} instruments from {intra} "
+            f"(others use the {learnt.fallback.source} curve); file: {bpath}",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+        if (intra.resolve(), hist.resolve()) != (scan_intraday.resolve(), scan_daily.resolve()):
+            console.print(
+                "note: aion scan reads other candle folders (volume.daily_history_dir, "
+                "volume.baseline.intraday_history_dir) and will learn its own baselines",
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
     if skipped:
         t = Table(title="skipped")
         t.add_column("instrument")

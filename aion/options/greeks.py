@@ -46,7 +46,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from numba import njit
-from scipy.optimize import brentq
 
 __all__ = [
     "GREEK_FIELDS",
@@ -393,6 +392,8 @@ def implied_vol(
         return ImpliedVol(sigma_min)
     if f_hi == 0.0:
         return ImpliedVol(sigma_max)
+    from scipy.optimize import brentq  # scalar edge path only: keeps SciPy out of a scan
+
     root = brentq(excess, sigma_min, sigma_max, xtol=1e-15, rtol=1e-15, maxiter=200)
     return ImpliedVol(float(root))
 

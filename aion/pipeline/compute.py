@@ -49,10 +49,19 @@ from aion.pipeline.book import BOOK_FIELDS, BookTracker
 from aion.pipeline.ticks import TickPath
 from aion.risk.manager import RiskManager
 from aion.store import keys
-from aion.store.encode import render_fields
+from aion.store.columnar import VOLUME_FAMILY, BarColumns, StateColumns, int_cells
+from aion.store.encode import render_cells
 from aion.store.writer import AlertRecord, StoreBatch, encode_bars
 from aion.volume.analytics import BarAnalyticsColumns, VolumeAnalytics
 from aion.volume.state import VolumeStateManager
+
+_TICK_FIELDS = ("last_price", "exchange_timestamp", "mode", "volume_traded",
+                "last_traded_quantity", "average_traded_price", "oi")  # fmt: skip
+"""Fields of the latest tick hash (:func:`aion.store.keys.tick`), Kite's names."""
+
+_VOLUME_FIELDS = (*VolumeStateManager.SNAPSHOT_FIELDS, "bar_cumulative")
+"""Fields of the volume state hash (:func:`aion.store.keys.volume_state`), see
+:meth:`ComputeEngine._volume_columns`."""
 
 HISTORY_BARS = 64
 """Closed regular bars kept per instrument for detectors (ring buffer length)."""
@@ -287,7 +296,7 @@ class ComputeEngine:
         """Slot ``s`` with persisted volume state ticks first (session date ``date``)."""
         st = self._restored.get(self.slot_inst[s].symbol)
         if st and int(st["session_date"]) == date:
-            # resume from the cumulative already inside persisted bars (see _volume_snapshots)
+            # resume from the cumulative already inside persisted bars (see _volume_columns)
             self.volume.restore(
                 s,
                 int(st["session_date"]),
@@ -296,18 +305,21 @@ class ComputeEngine:
                 int(st.get("bad_ticks", 0)),
             )
 
-    def _volume_snapshots(self, slots: np.ndarray) -> list[dict[str, int]]:
-        """Volume state of each of ``slots`` (int64 (k,)), column by column, plus
-        ``bar_cumulative``: the cumulative volume whose increments are all inside bars already
+    def _volume_columns(self, slots: np.ndarray) -> StateColumns:
+        """The volume state hashes of ``slots`` (int64 (k,) distinct) as the ``volume`` family
+        rendered from int64 columns (no dict per instrument): the manager's snapshot plus
+        ``bar_cumulative``, the cumulative volume whose increments are all inside bars already
         handed to the store (the last cumulative minus the forming bar's volume and late
         volume still waiting for a bar). The store writes it with the instrument's bars in one
         MULTI block, so a restart resumes from it: the volume of a forming bar lost in a crash
         is counted again in the first bar after the restart, never twice and never lost (sum
         of bar volumes == last - first cumulative)."""
-        snaps = self.volume.snapshots(slots)
-        for snap, unbarred in zip(snaps, self.bars.unbarred(slots), strict=True):
-            snap["bar_cumulative"] = snap["last_cumulative"] - unbarred
-        return snaps
+        values = np.empty((slots.shape[0], len(_VOLUME_FIELDS)), np.int64)
+        values[:, :-1] = self.volume.snapshot_columns(slots)
+        last = _VOLUME_FIELDS.index("last_cumulative")
+        values[:, -1] = values[:, last] - self.bars.unbarred(slots)
+        row_keys = [self._volume_keys[s] for s in slots.tolist()]
+        return StateColumns(VOLUME_FAMILY, _VOLUME_FIELDS, row_keys, int_cells(values), values)
 
     def _write_latest(self, batch: StoreBatch) -> None:
         """The latest tick hash (and volume state) of every instrument that ticked in this
@@ -318,32 +330,21 @@ class ComputeEngine:
         if slots.shape[0] == 0:
             return
         has_vol = lt.has_volume[slots]
-        snaps = iter(self._volume_snapshots(slots[has_vol]))
-        price = [f"{x:.2f}" for x in lt.last_price[slots].tolist()]
-        atp = [f"{x:.2f}" for x in lt.average_traded_price[slots].tolist()]
-        ts, mode, vol, ltq, oi = (
-            list(map(str, a[slots].tolist()))
-            for a in (lt.ts, lt.mode, lt.volume_traded, lt.last_traded_quantity, lt.oi)
+        vslots = slots[has_vol]
+        if vslots.shape[0]:
+            batch.columns.append(self._volume_columns(vslots))
+        cols = [lt.last_price, lt.ts, lt.mode, lt.volume_traded, lt.last_traded_quantity,
+                lt.average_traded_price, lt.oi]  # fmt: skip
+        cells = render_cells(
+            np.column_stack([a[slots] for a in cols]).astype(np.float64),
+            [2, -1, -1, -1, -1, 2, -1],
+            "nan",
+            fixed=[True, False, False, False, False, True, False],  # f"{x:.2f}" prices
         )
-        state, tick_keys, volume_keys = batch.state, self._tick_keys, self._volume_keys
-        for j, (s, hv) in enumerate(zip(slots.tolist(), has_vol.tolist(), strict=True)):
-            if hv:
-                state[volume_keys[s]] = next(snaps)
-                state[tick_keys[s]] = {
-                    "last_price": price[j],
-                    "exchange_timestamp": ts[j],
-                    "mode": mode[j],
-                    "volume_traded": vol[j],
-                    "last_traded_quantity": ltq[j],
-                    "average_traded_price": atp[j],
-                    "oi": oi[j],
-                }
-            else:
-                state[tick_keys[s]] = {
-                    "last_price": price[j],
-                    "exchange_timestamp": ts[j],
-                    "mode": mode[j],
-                }
+        no_vol = np.zeros(cells.shape, np.bool_)
+        no_vol[~has_vol, 3:] = True  # a tick without volume: price, time and mode only
+        row_keys = [self._tick_keys[s] for s in slots.tolist()]
+        batch.columns.append(StateColumns("tick", _TICK_FIELDS, row_keys, cells.absent(no_vol)))
 
     def _on_bars(self, closed: np.ndarray, batch: StoreBatch) -> None:
         """Closed bars of one chunk: alerts first, then the store writes.
@@ -410,9 +411,10 @@ class ComputeEngine:
             self._write_indicators(group, ind, batch)
 
     def _write_bars(self, closed: np.ndarray, dates: np.ndarray, batch: StoreBatch) -> None:
-        """The 1-minute bar hash fields (``HH:MM`` IST start -> JSON) of every closed bar and
-        the volume state of their instruments (written with the bars, see
-        :meth:`_volume_snapshots`)."""
+        """The 1-minute bar hash fields (``HH:MM`` IST start -> JSON) of every closed bar (and
+        the bars themselves for the archive, :class:`~aion.store.columnar.BarColumns`) and the
+        volume state of their instruments (written with the bars, see
+        :meth:`_volume_columns`)."""
         texts = encode_bars(closed, SEGMENT_NAMES)  # columnar: no per-bar dict or json call
         hhmm = [f"{m // 60:02d}:{m % 60:02d}" for m in minute_of_day_ist(closed["start"]).tolist()]
         regular = (closed["segment"] == SEGMENT_REGULAR).tolist()
@@ -429,31 +431,27 @@ class ComputeEngine:
             else:
                 f[field_] = text
         batch.bars.extend(per_key.items())
+        batch.bar_columns.append(BarColumns(closed.copy(), dates, self._symbols))
         slots = np.unique(closed["slot"]).astype(np.int64)
         slots = slots[self.volume.seen[slots]]  # bars written -> their volume state too
-        state, volume_keys = batch.state, self._volume_keys
-        for s, snap in zip(slots.tolist(), self._volume_snapshots(slots), strict=True):
-            state[volume_keys[s]] = snap
+        if slots.shape[0]:
+            batch.columns.append(self._volume_columns(slots))
 
     def _write_indicators(
         self, group: np.ndarray, ind: dict[str, np.ndarray], batch: StoreBatch
     ) -> None:
         """The indicator state hash of every instrument of a minute group: each value with 6
         decimals and trailing zeros dropped (``"nan"`` when undefined;
-        :func:`aion.store.encode.render_fields`), ``bar_start`` epoch seconds."""
-        names = list(ind)
-        m = len(names)
-        n = group.shape[0]
-        if n == 0:
+        :func:`aion.store.encode.render_cells`), ``bar_start`` epoch seconds; handed to the
+        store as one :class:`~aion.store.columnar.StateColumns` (no dict per instrument)."""
+        if group.shape[0] == 0:
             return
-        texts = render_fields(np.column_stack([ind[k] for k in names]), [6] * m, "nan")
-        names.append("bar_start")
-        starts = list(map(str, group["start"].tolist()))
-        state, ind_keys = batch.state, self._indicator_keys
-        for j, s in enumerate(group["slot"].tolist()):
-            row = texts[j * m : (j + 1) * m]
-            row.append(starts[j])
-            state[ind_keys[s]] = dict(zip(names, row, strict=True))
+        names = list(ind)
+        values = np.column_stack([*(ind[k] for k in names), group["start"]])
+        cells = render_cells(values, [6] * len(names) + [-1], "nan")  # one buffer, no dicts
+        ind_keys = self._indicator_keys
+        row_keys = [ind_keys[s] for s in group["slot"].tolist()]
+        batch.columns.append(StateColumns("indicators", (*names, "bar_start"), row_keys, cells))
 
     def _detect(
         self,

@@ -6,7 +6,7 @@ Formatting those numbers one by one with ``json.dumps``/``repr``/f-strings was m
 minute close's cost, so the numbers of a whole minute are written into one byte buffer by a
 Numba kernel and cut into ``str`` once.
 
-Number text (:func:`render_rows`, :func:`render_fields`, :func:`render_bins`): a value ``x``
+Number text (:func:`render_rows`, :func:`render_cells`, :func:`render_bins`): a value ``x``
 with ``d >= 0`` decimals is written as the decimal ``q / 10**d`` where
 ``q = rint(x * 10**d)`` (exactly what ``numpy.round(x, d)`` computes before its division,
 so the text parses back to ``numpy.round(x, d)`` bit for bit), trailing zeros dropped but
@@ -175,22 +175,6 @@ def render_rows(
     return rows
 
 
-def render_fields(values: np.ndarray, decimals: Sequence[int], nan_text: str) -> list[str]:
-    """The text of every value of float64 (n, m) ``values``, row-major (n * m strings).
-
-    ``decimals`` (m,) and ``nan_text`` as in :func:`render_rows`.
-    """
-    m = values.shape[1]
-    if m == 0 or values.shape[0] == 0:
-        return []
-    if "\n" in nan_text:
-        raise ValueError("render_fields: nan_text must not contain a newline")
-    text = _render(["", *(["\n"] * m)], values, decimals, nan_text)
-    fields = text.split("\n")
-    fields.pop()
-    return fields
-
-
 @njit(nogil=True, cache=True)
 def _bins_size(slots: np.ndarray, vol: np.ndarray) -> int:
     size = 0
@@ -260,3 +244,205 @@ def render_bins(slots: np.ndarray, vol: np.ndarray, lo: np.ndarray, width: np.nd
     texts = out[:end].tobytes().decode("ascii").split("\n")
     texts.pop()
     return texts
+
+
+# -- hash field values as cells ----------------------------------------------------------------
+
+
+class Cells:
+    """The text of an (n, m) table of Redis hash field values, held in one byte buffer.
+
+    Attributes:
+        text: uint8 (bytes,) UTF-8 text of every present cell.
+        start, end: int64 (n, m) byte offsets of cell (i, j) in ``text``; ``start == -1``
+            marks an absent cell (the field is not written for that row).
+    """
+
+    __slots__ = ("end", "start", "text")
+
+    def __init__(self, text: np.ndarray, start: np.ndarray, end: np.ndarray) -> None:
+        if start.shape != end.shape or start.ndim != 2:
+            raise ValueError("Cells: start and end must be (n, m) arrays of one shape")
+        self.text = text
+        self.start = start
+        self.end = end
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, fields)."""
+        return (int(self.start.shape[0]), int(self.start.shape[1]))
+
+    def value(self, i: int, j: int) -> str | None:
+        """Cell (i, j) as ``str`` (None when absent)."""
+        s = int(self.start[i, j])
+        return None if s < 0 else self.text[s : int(self.end[i, j])].tobytes().decode()
+
+    def absent(self, mask: np.ndarray) -> Cells:
+        """These cells with the cells where bool (n, m) ``mask`` is True marked absent."""
+        start = np.where(mask, -1, self.start)
+        return Cells(self.text, start, self.end)
+
+
+@njit(nogil=True, cache=True)
+def _put_fixed(buf: np.ndarray, pos: int, x: float, decimals: int) -> int:
+    """Write ``format(x, f".{decimals}f")`` at ``pos`` (Python's correctly rounded fixed
+    notation, ties to even on the exact binary value, trailing zeros kept, ``-0.00`` for a
+    negative value rounding to zero, ``nan``/``inf``/``-inf``); returns the new position.
+
+    ``x * 10**decimals`` is formed exactly as ``p + e`` (Dekker's TwoProduct, T. J. Dekker,
+    "A floating-point technique for extending the available precision", 1971): ``p`` only
+    sits on a half-way point when the exact product is at or next to it, so the sign of
+    ``e`` settles every tie. Valid for ``|x| * 10**decimals < 2**52``.
+    """
+    if x != x:
+        buf[pos] = 110  # nan
+        buf[pos + 1] = 97
+        buf[pos + 2] = 110
+        return pos + 3
+    neg = x < 0 or (x == 0 and np.signbit(x))
+    if neg:
+        buf[pos] = 45
+        pos += 1
+        x = -x
+    if x == np.inf:
+        buf[pos] = 105  # inf
+        buf[pos + 1] = 110
+        buf[pos + 2] = 102
+        return pos + 3
+    scale = 1.0
+    for _ in range(decimals):
+        scale *= 10.0
+    p = x * scale
+    split = 134217729.0  # 2**27 + 1
+    c = split * x
+    xh = c - (c - x)
+    xl = x - xh
+    c = split * scale
+    sh = c - (c - scale)
+    sl = scale - sh
+    e = ((xh * sh - p) + xh * sl + xl * sh) + xl * sl
+    fl = np.floor(p)
+    frac = p - fl
+    if frac > 0.5 or (frac == 0.5 and (e > 0 or (e == 0 and np.int64(fl) % 2 == 1))):
+        q = np.int64(fl) + 1
+    else:
+        q = np.int64(fl)
+    unit = np.int64(1)
+    for _ in range(decimals):
+        unit *= 10
+    pos = _put_uint(buf, pos, q // unit)
+    if decimals == 0:
+        return pos
+    buf[pos] = 46
+    pos += 1
+    frac_q = q % unit
+    p2 = pos + decimals
+    while p2 > pos:
+        p2 -= 1
+        buf[p2] = 48 + frac_q % 10
+        frac_q //= 10
+    return pos + decimals
+
+
+@njit(nogil=True, cache=True)
+def _cells_kernel(
+    values: np.ndarray,
+    decimals: np.ndarray,
+    fixed: np.ndarray,
+    nan_text: np.ndarray,
+    out: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+) -> int:
+    n, m = values.shape
+    pos = 0
+    for i in range(n):
+        for j in range(m):
+            start[i, j] = pos
+            if fixed[j]:
+                pos = _put_fixed(out, pos, values[i, j], decimals[j])
+            else:
+                pos = _put_number(out, pos, values[i, j], decimals[j], nan_text)
+            end[i, j] = pos
+    return pos
+
+
+def render_cells(
+    values: np.ndarray,
+    decimals: Sequence[int],
+    nan_text: str,
+    fixed: Sequence[bool] | None = None,
+) -> Cells:
+    """The text of every value of float64 (n, m) ``values`` as :class:`Cells`, no ``str`` per
+    value.
+
+    Column ``j`` is written by the rules of the module docstring with ``decimals[j]``
+    (-1..9; non-finite as ``nan_text``) or, where ``fixed[j]``, as Python's
+    ``f"{x:.{decimals[j]}f}"`` (0..9 decimals, trailing zeros kept; for prices, ``|x| <
+    2**52 / 10**decimals``).
+
+    Raises:
+        ValueError: on shapes that do not match, decimals out of range or non-ASCII text.
+    """
+    values = np.ascontiguousarray(values, np.float64)
+    if values.ndim != 2 or len(decimals) != values.shape[1]:
+        raise ValueError("render_cells: values (n, m) need m decimals")
+    dec = np.asarray(decimals, np.int64).reshape(-1)
+    fix = np.zeros(dec.shape[0], np.bool_) if fixed is None else np.asarray(fixed, np.bool_)
+    if fix.shape != dec.shape:
+        raise ValueError("render_cells: fixed needs one flag per column")
+    if dec.shape[0] and (dec.max() > _MAX_DECIMALS or dec.min() < -1 or (dec[fix] < 0).any()):
+        raise ValueError(f"render_cells: decimals must be in -1..{_MAX_DECIMALS} (0.. if fixed)")
+    nan = _ascii(nan_text, "nan_text")
+    n, m = values.shape
+    out = np.empty(n * m * max(_MAX_NUMBER_BYTES, nan.shape[0]), np.uint8)
+    start = np.empty((n, m), np.int64)
+    end = np.empty((n, m), np.int64)
+    used = _cells_kernel(values, dec, fix, nan, out, start, end)
+    # a copy: a view would keep the worst-case buffer (40 bytes a cell) alive with the batch
+    return Cells(out[:used].copy(), start, end)
+
+
+def text_cells(columns: Sequence[Sequence[str | None]]) -> Cells:
+    """:class:`Cells` of m columns of n texts each (None: absent), e.g. a name per row.
+
+    Raises:
+        ValueError: when the columns differ in length.
+    """
+    m = len(columns)
+    n = len(columns[0]) if m else 0
+    if any(len(c) != n for c in columns):
+        raise ValueError("text_cells: every column needs the same number of rows")
+    flat = [t for row in zip(*columns, strict=True) for t in row]  # row-major
+    joined = "".join(t for t in flat if t is not None)
+    if joined.isascii():
+        lens = np.fromiter((-1 if t is None else len(t) for t in flat), np.int64, n * m)
+        text = np.frombuffer(joined.encode(), np.uint8)
+    else:
+        lens = np.fromiter((-1 if t is None else len(t.encode()) for t in flat), np.int64, n * m)
+        text = np.frombuffer(joined.encode(), np.uint8)
+    size = np.maximum(lens, 0)
+    end = np.cumsum(size)
+    start = np.where(lens < 0, -1, end - size)
+    return Cells(text, start.reshape(n, m), end.reshape(n, m))
+
+
+def hstack_cells(parts: Sequence[Cells]) -> Cells:
+    """The columns of ``parts`` (same rows) side by side, in order, as one :class:`Cells`.
+
+    Raises:
+        ValueError: when the parts differ in rows.
+    """
+    if not parts:
+        raise ValueError("hstack_cells: nothing to stack")
+    n = parts[0].shape[0]
+    if any(p.shape[0] != n for p in parts):
+        raise ValueError("hstack_cells: every part needs the same number of rows")
+    starts, ends, texts = [], [], []
+    base = 0
+    for p in parts:
+        starts.append(np.where(p.start < 0, -1, p.start + base))
+        ends.append(p.end + base)
+        texts.append(p.text)
+        base += int(p.text.shape[0])
+    return Cells(np.concatenate(texts), np.hstack(starts), np.hstack(ends))

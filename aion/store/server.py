@@ -19,6 +19,8 @@ from importlib import util as importlib_util
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from aion.config import RedisTlsConfig
 
@@ -141,10 +143,14 @@ class PrivateRedis:
         if not self.owned or self._proc is None:
             return
         if self._proc.poll() is None:
+            # no retries: SHUTDOWN succeeds by closing the connection, which redis-py's
+            # default retry policy would otherwise retry with back-off (~4 s per scan)
+            client = redis.Redis(
+                host="127.0.0.1", port=self.port, socket_timeout=2.0, retry=Retry(NoBackoff(), 0)
+            )
             with contextlib.suppress(redis.RedisError):
-                redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2.0).shutdown(
-                    save=True
-                )
+                client.shutdown(save=True)
+            client.close()
             try:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -20,7 +20,8 @@ Each alert the stream accepted is then announced on the pub/sub channel
 ``alerts_announced`` counts them).
 
 When a flush carries an instrument's bars, that instrument's writes (its bars hash
-and its latest state, including the volume state) are sent as one ``MULTI``/``EXEC``
+and its latest state, including the volume state: a row of the ``volume``
+:class:`~aion.store.columnar.StateColumns` family) are sent as one ``MULTI``/``EXEC``
 block: every key
 of an instrument carries its hash tag, so the block stays in one cluster slot,
 and a process killed mid-pipeline leaves each instrument's bars and volume state
@@ -50,6 +51,7 @@ from typing import Any
 
 import numpy as np
 import redis
+from numba import njit
 
 try:  # the C reply parser redis[hiredis] installs; replies are read by redis-py without it
     import hiredis
@@ -58,6 +60,7 @@ except ImportError:  # pragma: no cover
 
 from aion.pipeline.queues import BoundedQueue
 from aion.store import keys
+from aion.store.columnar import BarColumns, ColumnFamily, Rendered, RvolColumns, StateColumns
 
 
 @dataclass
@@ -75,14 +78,59 @@ class AlertRecord:
     fields: dict[str, str]
 
 
+_ENTRY_BYTES = 160
+"""Rough size of one dict entry of a :class:`StoreBatch` (a key or field name, its value text,
+the dict slot): the compute -> store queue bound is in MiB, not exact."""
+
+
 @dataclass
 class StoreBatch:
-    """Writes produced by one compute step; all mappings are field -> str/number."""
+    """Writes produced by one compute step; all mappings are field -> str/number.
+
+    ``bar_columns`` and ``rvol_columns`` are the step's closed bars and RVOL entries as
+    numbers, for the archive (:mod:`aion.archive.writer`); the store writes their text
+    (``bars``) and ignores them.
+    """
 
     bars: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (key, {HH:MM: json})
     state: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> latest mapping
     alerts: list[AlertRecord] = field(default_factory=list)
     runs: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # (date, summary)
+    columns: list[StateColumns] = field(default_factory=list)  # state of whole key families
+    bar_columns: list[BarColumns] = field(default_factory=list)
+    rvol_columns: list[RvolColumns] = field(default_factory=list)
+
+    def state_mappings(self) -> dict[str, dict[str, str]]:
+        """Every state key's fields as the store writes them: ``state`` then ``columns`` merged
+        in order (later writes win per field). For readers and tests; the store never builds
+        it."""
+        out = {k: dict(v) for k, v in self.state.items()}
+        for cols in self.columns:
+            for key, mapping in cols.mappings().items():
+                out.setdefault(key, {}).update(mapping)
+        return out
+
+    def nbytes(self) -> int:
+        """Approximate memory the batch holds, bytes: its arrays exactly, plus
+        :data:`_ENTRY_BYTES` per dict entry (key, field or value text and the dict slot). Bounds
+        the compute -> store queue (``queues.out_max_mb``); deterministic for one batch."""
+        arrays = 0
+        for cols in self.columns:
+            c = cols.cells
+            arrays += c.text.nbytes + c.start.nbytes + c.end.nbytes
+            if cols.values is not None:
+                arrays += cols.values.nbytes
+        for b in self.bar_columns:
+            arrays += b.bars.nbytes + b.dates.nbytes
+        for r in self.rvol_columns:
+            arrays += r.values.nbytes + r.slot.nbytes + r.dates.nbytes + r.start.nbytes
+        entries = sum(1 + len(f) for _, f in self.bars) + sum(
+            1 + len(f) for f in self.state.values()
+        )
+        entries += sum(1 + len(a.fields) for a in self.alerts) + sum(
+            1 + len(f) for _, f in self.runs
+        )
+        return arrays + entries * _ENTRY_BYTES
 
 
 @dataclass
@@ -138,6 +186,11 @@ def _flat(mapping: dict[str, Any]) -> list[str]:
     return out
 
 
+def _command(*args: str) -> str:
+    """One command as RESP text (an array of bulk strings)."""
+    return f"*{len(args)}\r\n" + "".join(map(_bulk, args))
+
+
 def _read_replies(sock: socket.socket, n_replies: int) -> list[Any]:
     """``n_replies`` RESP2/RESP3 replies read from ``sock`` by one hiredis reader (str values; error
     replies as ``redis.ResponseError`` objects). Per reply this is one C call instead of
@@ -162,6 +215,108 @@ def _read_replies(sock: socket.socket, n_replies: int) -> list[Any]:
     except OSError as exc:
         raise redis.ConnectionError(f"reading replies: {exc}") from exc
     return results
+
+
+@njit(nogil=True, cache=True)
+def _scan_replies(
+    buf: np.ndarray, size: int, pos: int, count: int, want: int, errs: np.ndarray, n_err: int
+) -> tuple[int, int, int]:  # pragma: no cover - compiled
+    """Walk complete RESP2/RESP3 replies in ``buf[pos:size]`` (the protocol spec: a type byte,
+    a line ending CRLF, bulk payloads of the stated length, aggregates of the stated count)
+    until ``want`` replies are complete; record per reply holding an error (``-`` or ``!``,
+    nested in an EXEC array too: the first one) its index and message range in ``errs``
+    int64 (want, 3). Returns (replies complete, position after them, errors recorded); a
+    reply cut by the end of the data is left for the next call."""
+    while count < want:
+        p = pos
+        pending = 1
+        err_s = -1
+        err_e = -1
+        while pending > 0:
+            if p >= size:
+                return count, pos, n_err
+            t = buf[p]
+            q = p + 1
+            while q + 1 < size and not (buf[q] == 13 and buf[q + 1] == 10):
+                q += 1
+            if q + 1 >= size:
+                return count, pos, n_err
+            pending -= 1
+            num = 0
+            neg = False
+            for k in range(p + 1, q):
+                c = buf[k]
+                if c == 45:
+                    neg = True
+                elif 48 <= c <= 57:
+                    num = num * 10 + (c - 48)
+            if neg:
+                num = -num
+            if t == 45 and err_s < 0:  # '-' simple error
+                err_s = p + 1
+                err_e = q
+            if t == 36 or t == 61 or t == 33:  # '$' bulk, '=' verbatim, '!' bulk error
+                if num < 0:
+                    p = q + 2
+                else:
+                    if q + 2 + num + 2 > size:
+                        return count, pos, n_err
+                    if t == 33 and err_s < 0:
+                        err_s = q + 2
+                        err_e = q + 2 + num
+                    p = q + 2 + num + 2
+            elif t == 42 or t == 126 or t == 62:  # '*' array, '~' set, '>' push
+                if num > 0:
+                    pending += num
+                p = q + 2
+            elif t == 37 or t == 124:  # '%' map, '|' attributes
+                if num > 0:
+                    pending += 2 * num
+                p = q + 2
+            else:
+                p = q + 2
+        if err_s >= 0:
+            errs[n_err, 0] = count
+            errs[n_err, 1] = err_s
+            errs[n_err, 2] = err_e
+            n_err += 1
+        count += 1
+        pos = p
+    return count, pos, n_err
+
+
+def _read_errors(sock: socket.socket, n_replies: int) -> list[tuple[int, redis.ResponseError]]:
+    """Read ``n_replies`` replies from ``sock`` and return only the error ones, as (reply
+    index, ``redis.ResponseError``); an EXEC reply counts as one (its first queued error).
+    The replies are walked by :func:`_scan_replies` over the raw bytes: no Python object per
+    reply, which made a flush's replies a fifth of its time.
+
+    Raises ``redis.TimeoutError`` (the socket's timeout) or ``redis.ConnectionError``.
+    """
+    buf = bytearray(max(1 << 16, 8 * n_replies))
+    size = pos = count = n_err = 0
+    errs = np.zeros((n_replies, 3), np.int64)
+    try:
+        while count < n_replies:
+            if size == len(buf):
+                buf.extend(bytes(len(buf)))
+            view = memoryview(buf)[size:]
+            n = sock.recv_into(view)
+            view.release()
+            if n == 0:
+                raise redis.ConnectionError("Redis closed the connection")
+            size += n
+            count, pos, n_err = _scan_replies(
+                np.frombuffer(buf, np.uint8), size, pos, count, n_replies, errs, n_err
+            )
+    except TimeoutError as exc:  # socket.timeout
+        raise redis.TimeoutError(f"reading replies: {exc}") from exc
+    except OSError as exc:
+        raise redis.ConnectionError(f"reading replies: {exc}") from exc
+    return [
+        (int(i), redis.ResponseError(bytes(buf[s:e]).decode(errors="replace")))
+        for i, s, e in errs[:n_err].tolist()
+    ]
 
 
 _FIELD_HEADS: dict[str, str] = {}
@@ -243,34 +398,42 @@ class RespCommands:
 
     def __init__(self) -> None:
         self._parts: list[str] = []
+        self._packed: list[bytes] = []  # parts already bytes, in order before _parts
         self.count = 0
         self.size = 0  # characters appended since the last take()
 
     def command(self, *args: str) -> None:
         """Append one command (``"EXPIRE", key, "3600"``)."""
-        chunk = f"*{len(args)}\r\n" + "".join(map(_bulk, args))
-        self._parts.append(chunk)
-        self.size += len(chunk)
-        self.count += 1
+        self.append(_command(*args))
 
     def hset(self, key: str, fields: dict[str, Any]) -> None:
         """Append ``HSET key f1 v1 ...`` (values ``str()``-ed; ``fields`` not empty)."""
         self.append(hset_changed(key, fields, None)[1])
 
-    def append(self, chunk: str) -> None:
-        """Append one command already packed (:func:`hset_changed`)."""
-        self._parts.append(chunk)
+    def append(self, chunk: str | bytes, commands: int = 1) -> None:
+        """Append ``commands`` commands already packed (:func:`hset_changed`; bytes: RESP
+        rendered by :mod:`aion.store.columnar`)."""
+        if type(chunk) is bytes:
+            if self._parts:
+                self._packed.append("".join(self._parts).encode())
+                self._parts = []
+            self._packed.append(chunk)
+        else:
+            self._parts.append(chunk)  # type: ignore[arg-type]
         self.size += len(chunk)
-        self.count += 1
+        self.count += commands
 
     def packed(self) -> bytes:
         """The request buffer (UTF-8) of the commands appended since the last :meth:`take`."""
-        return "".join(self._parts).encode()
+        if not self._packed:
+            return "".join(self._parts).encode()
+        return b"".join([*self._packed, "".join(self._parts).encode()])
 
     def take(self) -> bytes:
         """:meth:`packed`, then forget those commands' text (``count`` keeps counting)."""
         out = self.packed()
         self._parts = []
+        self._packed = []
         self.size = 0
         return out
 
@@ -296,6 +459,23 @@ class _Pipe:
             self._conn = self._pool.get_connection()
         self._conn.send_packed_command([packed], check_health=False)
         self.sent += len(packed)
+
+    def errors(self, n_replies: int) -> list[tuple[int, Exception]]:
+        """Read ``n_replies`` replies; only the error ones (reply index, error), an EXEC
+        reply as one (its first queued error)."""
+        conn = self._conn
+        if n_replies == 0 or conn is None:
+            return []
+        sock = getattr(conn, "_sock", None)
+        if sock is not None and str(conn.protocol) in ("2", "3"):
+            return _read_errors(sock, n_replies)
+        out: list[tuple[int, Exception]] = []
+        for i, r in enumerate(self.replies(n_replies)):
+            if isinstance(r, list):
+                r = next((x for x in r if isinstance(x, Exception)), None)
+            if isinstance(r, Exception):
+                out.append((i, r))
+        return out
 
     def replies(self, n_replies: int) -> list[Any]:
         """Read ``n_replies`` replies (error replies as ``redis.ResponseError`` objects)."""
@@ -324,10 +504,15 @@ class _Pipe:
         self._conn = None
 
 
+_TAG_HEAD = f"{keys.PREFIX}:{{"
+
+
 def _hash_tag(key: str) -> str | None:
     """The ``{...}`` hash tag of an instrument key (``aion:{NSE:SBIN}:tick`` -> ``NSE:SBIN``)."""
-    if key.startswith(f"{keys.PREFIX}:{{") and "}" in key:
-        return key[len(keys.PREFIX) + 2 : key.index("}")]
+    if key.startswith(_TAG_HEAD):
+        end = key.find("}")
+        if end > 0:
+            return key[len(_TAG_HEAD) : end]
     return None
 
 
@@ -412,6 +597,8 @@ class RedisStore:
         self._alerts: list[AlertRecord] = []
         self._runs: list[tuple[int, dict[str, str]]] = []
         self._shadow: dict[str, Shadow] = {}  # state key -> fields last written
+        # StateColumns families: (name, fields) -> their pending rows and columnar shadow
+        self._families: dict[tuple[str, tuple[str, ...]], ColumnFamily] = {}
         self._expire_due: dict[str, float] = {}  # key -> monotonic time its EXPIRE is due
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -434,12 +621,20 @@ class RedisStore:
                 state[key] = dict(mapping)  # a copy: later batches update it
             else:
                 cur.update(mapping)
+        for cols in batch.columns:
+            fam = self._families.get((cols.family, cols.fields))
+            if fam is None:
+                fam = ColumnFamily(cols.fields, _hash_tag)
+                self._families[(cols.family, cols.fields)] = fam
+            fam.merge(cols)
         self._alerts.extend(batch.alerts)
         self._runs.extend(batch.runs)
         self._bound()
 
     def _pending(self) -> int:
-        return 2 * (len(self._bars) + len(self._state) + len(self._runs)) + len(self._alerts)
+        keys_ = len(self._bars) + len(self._state) + len(self._runs)
+        keys_ += sum(f.n_pending for f in self._families.values())
+        return 2 * keys_ + len(self._alerts)
 
     def _bound(self) -> None:
         while self._pending() > self.max_buffered and self._bars:
@@ -464,17 +659,19 @@ class RedisStore:
         """
         if self._alerts and not self.flush_alerts():
             return False
-        if not (self._bars or self._state or self._runs):
+        families = [f for f in self._families.values() if f.n_pending]
+        if not (self._bars or self._state or self._runs or families):
             return True
         now = time.monotonic()
         due_at = self._expire_due
         cmds = RespCommands()
         pipe = _Pipe(self.client)
         sent_ok = False
+        rendered: list[tuple[ColumnFamily, Rendered]] = []
         try:
-            owners, shadow_updates, expired = self._pack(now, cmds, pipe)
+            owners, shadow_updates, expired = self._pack(now, cmds, pipe, families, rendered)
             pipe.send(cmds.take())
-            results = pipe.replies(cmds.count)
+            errors = pipe.errors(cmds.count)
             sent_ok = True
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             self._unreachable(exc)
@@ -491,7 +688,9 @@ class RedisStore:
         next_due = now + EXPIRE_REFRESH_S
         for key in expired:
             due_at[key] = next_due
-        self._check_replies(results, owners)
+        for fam, done in rendered:
+            fam.commit(done, next_due)
+        self._check_replies(errors, owners)
         self.stats.flushes += 1
         self.stats.commands += cmds.count
         self.stats.bytes += pipe.sent
@@ -567,6 +766,8 @@ class RedisStore:
             self._outage_since_wall = time.time()
         self._shadow.clear()  # unknown what reached Redis: rewrite everything in full
         self._expire_due.clear()
+        for fam in self._families.values():
+            fam.forget()
         self.write_status(force=went_down)  # health must see an outage at once
 
     def _reachable(self) -> None:
@@ -578,22 +779,33 @@ class RedisStore:
             self.write_status(force=True)
 
     def _pack(
-        self, now: float, cmds: RespCommands, pipe: _Pipe
-    ) -> tuple[list[tuple[str, ...]], list[tuple[str, Shadow, bool]], list[str]]:
-        """Pack the pending state, bars and run summaries into ``cmds``, streaming full parts
-        to ``pipe``; returns the keys each reply's error invalidates, the shadow updates and
-        the keys whose EXPIRE is refreshed."""
+        self,
+        now: float,
+        cmds: RespCommands,
+        pipe: _Pipe,
+        families: list[ColumnFamily],
+        rendered: list[tuple[ColumnFamily, Rendered]],
+    ) -> tuple[list[tuple[int, Any]], list[tuple[str, Shadow, bool]], list[str]]:
+        """Pack the pending state, column families, bars and run summaries into ``cmds``,
+        streaming full parts to ``pipe``; returns who owns each run of replies (``(n,
+        keys)``: an error there invalidates those keys; ``(n, (family, rows))``: reply i
+        belongs to family row ``rows[i]``), the shadow updates and the keys whose EXPIRE is
+        refreshed. The families' renderings are appended to ``rendered``."""
         due_at = self._expire_due
-        owners: list[tuple[str, ...]] = []  # per reply: the keys an error there invalidates
+        owners: list[tuple[int, Any]] = []
         shadow_updates: list[tuple[str, Shadow, bool]] = []  # (key, sent, full write)
         expired: list[str] = []  # keys whose EXPIRE this flush refreshes
-        # (key, packed HSET or "", TTL to set or 0) per instrument whose bars this flush carries
-        blocks: dict[str | None, list[tuple[str, str, int]]] = {}
+        # (key, packed HSET and/or EXPIRE, commands) per instrument whose bars this flush carries
+        blocks: dict[str | None, list[tuple[str, str | bytes, int]]] = {}
         for key, fields in self._bars.items():
-            ttl = self.ttl.bars if now >= due_at.get(key, 0.0) else 0
-            blocks.setdefault(_hash_tag(key), []).append(
-                (key, hset_changed(key, fields, None)[1], ttl)
-            )
+            hset = hset_changed(key, fields, None)[1]
+            if now >= due_at.get(key, 0.0):
+                blocks.setdefault(_hash_tag(key), []).append(
+                    (key, hset + _command("EXPIRE", key, str(self.ttl.bars)), 2)
+                )
+                expired.append(key)
+            else:
+                blocks.setdefault(_hash_tag(key), []).append((key, hset, 1))
         shadow = self._shadow
         for key, mapping in self._state.items():
             # full when not written successfully yet or its EXPIRE is due (the periodic full
@@ -605,34 +817,45 @@ class RedisStore:
             tag = _hash_tag(key) if blocks else None
             sent, hset = hset_changed(key, mapping, None if full else old)
             shadow_updates.append((key, sent, full))
+            if ttl:
+                expired.append(key)
             if tag is not None and tag in blocks:
                 if hset or ttl:
-                    blocks[tag].append((key, hset, ttl))
+                    expire = _command("EXPIRE", key, str(ttl)) if ttl else ""
+                    blocks[tag].append((key, hset + expire, bool(hset) + bool(ttl)))
                 continue
             if hset:
                 cmds.append(hset)
-                owners.append((key,))
+                owners.append((1, (key,)))
             if ttl:
                 cmds.command("EXPIRE", key, str(ttl))
-                owners.append((key,))
-                expired.append(key)
+                owners.append((1, (key,)))
+            if cmds.size > STREAM_CHARS:
+                pipe.send(cmds.take())
+        for fam in families:
+            done = fam.render(now, self.ttl.state, blocks)
+            if done is None:
+                continue
+            rendered.append((fam, done))
+            if done.main:
+                cmds.append(done.main, int(done.main_rows.shape[0]))
+                owners.append((int(done.main_rows.shape[0]), (fam, done.main_rows)))
+            for key, chunk, n in done.block:
+                blocks[_hash_tag(key)].append((key, chunk, n))
             if cmds.size > STREAM_CHARS:
                 pipe.send(cmds.take())
         for tag, block in blocks.items():
-            writes = sum(bool(f) + bool(t) for _, f, t in block)
+            writes = sum(n for _, _, n in block)
             # the instrument's bars and its volume state: both written or neither
             atomic = tag is not None and writes > 1
             if atomic:
                 cmds.command("MULTI")
-            for key, hset, ttl in block:
-                if hset:
-                    cmds.append(hset)
-                if ttl:
-                    cmds.command("EXPIRE", key, str(ttl))
-                    expired.append(key)
+            for _, part, n in block:
+                if n:
+                    cmds.append(part, n)
             if atomic:
                 cmds.command("EXEC")
-            owners.extend([tuple(k for k, _, _ in block)] * (writes + 2 * atomic))
+            owners.append((writes + 2 * atomic, tuple(k for k, _, _ in block)))
             if cmds.size > STREAM_CHARS:
                 pipe.send(cmds.take())
         for date, summary in self._runs:
@@ -640,20 +863,38 @@ class RedisStore:
                 "XADD", keys.runs(date), "MAXLEN", "~", str(RUNS_MAXLEN), "*", *_flat(summary)
             )
             cmds.command("EXPIRE", keys.runs(date), str(self.ttl.runs))
-            owners.extend(((), ()))
+            owners.append((2, ()))
         return owners, shadow_updates, expired
 
-    def _check_replies(self, results: list[Any], owners: list[tuple[str, ...]]) -> None:
-        """Forget the shadow and EXPIRE schedule of keys whose write failed."""
-        for i, r in enumerate(results):
-            if isinstance(r, list):  # an EXEC reply: errors of the queued commands inside
-                r = next((x for x in r if isinstance(x, Exception)), None)
-            if isinstance(r, Exception):
-                self.stats.errors += 1
-                self.stats.last_error = str(r)
-                for key in owners[i]:  # what Redis holds for these keys is unknown now
-                    self._shadow.pop(key, None)
-                    self._expire_due.pop(key, None)
+    def _check_replies(
+        self, errors: list[tuple[int, Exception]], owners: list[tuple[int, Any]]
+    ) -> None:
+        """Count the error replies (reply index, error) and forget the shadow and EXPIRE
+        schedule of the keys whose write failed."""
+        if not errors:
+            return
+        first = 0
+        spans = []
+        for n, owner in owners:
+            spans.append((first, first + n, owner))
+            first += n
+        for i, r in errors:
+            self.stats.errors += 1
+            self.stats.last_error = str(r)
+            lo, _hi, owner = next(sp for sp in spans if sp[0] <= i < sp[1])
+            if owner and isinstance(owner[0], ColumnFamily):
+                owner[0].forget(owner[1][i - lo : i - lo + 1])
+                continue
+            for key in owner:  # what Redis holds for these keys is unknown now
+                self._forget_key(key)
+
+    def _forget_key(self, key: str) -> None:
+        """What Redis holds for ``key`` is unknown: its next write is full, with its EXPIRE."""
+        self._shadow.pop(key, None)
+        self._expire_due.pop(key, None)
+        for fam in self._families.values():
+            with contextlib.suppress(KeyError):
+                fam.forget(np.array([fam.row(key)], np.int64))
 
     def send_packed(self, packed: bytes, n_replies: int) -> list[Any]:
         """Send packed commands on one pooled connection and read ``n_replies`` replies.

@@ -41,10 +41,15 @@ from aion.market.time import (
     session_dates,
 )
 from aion.store import keys
-from aion.store.encode import render_bins, render_fields, render_rows
+from aion.store.columnar import RvolColumns, StateColumns
+from aion.store.encode import hstack_cells, render_bins, render_cells, render_rows, text_cells
 from aion.store.writer import StoreBatch
-from aion.volume.averages import bundled_daily_dir
-from aion.volume.baseline import SESSION_MINUTES, BaselineSet, bundled_intraday_dir, learn_baselines
+from aion.volume.baseline import SESSION_MINUTES, BaselineSet
+from aion.volume.baseline_store import (
+    baseline_folders,
+    prepared_baselines_path,
+    prepared_or_learnt,
+)
 from aion.volume.fno import instrument_multiplier
 from aion.volume.profile import VolumeProfiles
 from aion.volume.regime import RegimeClassifier, VixTracker
@@ -55,18 +60,24 @@ _NO_TS = 2**62  # 'no held tick' sentinel for the earliest arrival clock held (e
 
 @lru_cache(maxsize=4)
 def cached_baselines(
-    intraday_dir: str, daily_dir: str, sessions: int, min_sessions: int
+    intraday_dir: str, daily_dir: str, sessions: int, min_sessions: int, prepared: str | None
 ) -> BaselineSet:
-    """:func:`learn_baselines` with ``as_of=None`` (latest sessions), memoised per folders."""
-    return learn_baselines(Path(intraday_dir), Path(daily_dir), None, sessions, min_sessions)
+    """:func:`~aion.volume.baseline_store.prepared_or_learnt`, memoised per arguments (so a
+    missing prepared file is reported once per process)."""
+    return prepared_or_learnt(
+        Path(intraday_dir), Path(daily_dir), sessions, min_sessions,
+        Path(prepared) if prepared else None,
+    )  # fmt: skip
 
 
 def baselines_for(config: AionConfig) -> BaselineSet:
-    """The baseline set the config points at (bundled folders when unset)."""
-    vc = config.volume
-    intraday = vc.baseline.intraday_history_dir or str(bundled_intraday_dir())
-    daily = vc.daily_history_dir or str(bundled_daily_dir())
-    return cached_baselines(intraday, daily, vc.baseline.sessions, vc.baseline.min_sessions)
+    """The baseline set the config points at (bundled folders when unset): the file
+    ``aion premarket refresh-averages`` prepared in the data dir when it matches, else
+    learnt now (``as_of=None``: the latest sessions of the folders)."""
+    bc = config.volume.baseline
+    intraday, daily = baseline_folders(config)
+    prepared = prepared_baselines_path(config.data_dir())
+    return cached_baselines(str(intraday), str(daily), bc.sessions, bc.min_sessions, str(prepared))
 
 
 @dataclass
@@ -217,11 +228,16 @@ class VolumeAnalytics:
         bs = baselines if baselines is not None else baselines_for(config)
         curves = [bs.get(i.symbol) for i in instruments]
         self.baseline_source = [c.source for c in curves]
-        cum_share = np.zeros((n, SESSION_MINUTES + 1), np.float64)
-        for s, c in enumerate(curves):
-            cum_share[s] = c.cum_share
+        rows: dict[int, int] = {}  # id of a curve's array -> its row
+        curve_of = np.array(
+            [rows.setdefault(id(c.cum_share), len(rows)) for c in curves] or [0], np.int64
+        )
+        distinct = {id(c.cum_share): c.cum_share for c in curves}
+        table = np.zeros((max(1, len(rows)), SESSION_MINUTES + 1), np.float64)
+        for key, row in rows.items():
+            table[row] = distinct[key]
         avg = np.array([avg_volume.get(i.symbol, math.nan) for i in instruments] or [math.nan])
-        self.rvol = RvolTracker(avg, cum_share)
+        self.rvol = RvolTracker(avg, table, curve_of)
         self.regimes = RegimeClassifier(config.sessions, config.vix_regimes)
         self.vix = VixTracker()
         self._vix_slots = np.array(
@@ -430,7 +446,8 @@ class VolumeAnalytics:
         """Write the RVOL entries and the profiles of :meth:`on_regular_bars`' bars into ``batch``.
 
         ``keys.rvol`` field ``HH:MM`` (IST bar start): JSON with the keys of
-        :data:`_RVOL_FIELDS` (numbers rounded to 6 decimals, :mod:`aion.store.encode`).
+        :data:`_RVOL_FIELDS` (numbers rounded to 6 decimals, :mod:`aion.store.encode`); the
+        same numbers as :class:`~aion.store.columnar.RvolColumns` for the archive.
         ``keys.profile``: every statistic of ``va.profile`` as text (6 decimals, ``nan`` when
         absent), ``bar_start``, ``baseline`` and, when the profile changed since its last
         bins write and ``volume.profile.bins_interval_min`` minutes passed (or it is the first
@@ -475,6 +492,11 @@ class VolumeAnalytics:
                             strict=True):  # fmt: skip
                 texts[j] = t
         batch.bars.extend([(k, {hhmm: t}) for k, t in zip(rk, texts, strict=True)])
+        starts = bars["start"].astype(np.int64)  # the same numbers for the archive
+        names_t, dec_t = tuple(names), tuple(decimals)
+        batch.rvol_columns.append(
+            RvolColumns(slots, dates, starts, names_t, values, dec_t, va.regime, self._symbols)
+        )
         has = ~np.isnan(poc)
         if has.any():
             stats = {k: v[has] for k, v in va.profile.items()}
@@ -491,10 +513,21 @@ class VolumeAnalytics:
         minute: int | None,
     ) -> None:
         """Profile hash fields of ``slots`` (with a profile) into ``batch``; bins when due
-        (always when ``minute`` is None: session end)."""
-        names = list(stats)
-        m = len(names)
-        fields = render_fields(np.column_stack([stats[k] for k in names]), [6] * m, "nan")
+        (always when ``minute`` is None: session end). One
+        :class:`~aion.store.columnar.StateColumns` (family ``profile``; statistics missing
+        from ``stats``, ``bar_start`` when None and ``bins`` when not due are left absent)."""
+        fields = (*self.profiles.stat_names(), *(f"{k}_prev" for k in _PREV), "hvn", "lvn")
+        unknown = set(stats) - set(fields)
+        if unknown:
+            raise ValueError(f"_write_profiles: unknown statistics {sorted(unknown)}")
+        n = slots.shape[0]
+        nan = np.full(n, math.nan)
+        start = np.full(n, 0 if bar_start is None else bar_start, np.float64)
+        values = np.column_stack([*(stats.get(k, nan) for k in fields), start])
+        numbers = render_cells(values, [6] * len(fields) + [-1], "nan")  # one buffer, no dicts
+        absent = np.zeros(numbers.shape, np.bool_)
+        absent[:, [j for j, k in enumerate(fields) if k not in stats]] = True
+        absent[:, -1] = bar_start is None
         p = self.profiles
         total = p.total[slots]
         changed = (total != self._bins_total[slots]) | (self._bins_date[slots] != dates)
@@ -513,21 +546,16 @@ class VolumeAnalytics:
             self._bins_total[ds] = total[due]
             if minute is not None:
                 self._bins_minute[ds] = minute
-        state = batch.state
-        extra: dict[str, str] = {} if bar_start is None else {"bar_start": str(bar_start)}
-        for j, (s, d) in enumerate(zip(slots.tolist(), dates.tolist(), strict=True)):
-            mapping = dict(zip(names, fields[j * m : (j + 1) * m], strict=True))
-            mapping.update(extra)
-            mapping["baseline"] = self.baseline_source[s]
-            b = bins.get(s)
-            if b is not None:
-                mapping["bins"] = b
-            key = self._key(self._profile_keys, s, d, keys.profile)
-            old = state.get(key)
-            if old is None:
-                state[key] = mapping
-            else:
-                old.update(mapping)
+        slot_l = slots.tolist()
+        source = self.baseline_source
+        text = text_cells([[source[s] for s in slot_l], [bins.get(s) for s in slot_l]])
+        row_keys = [
+            self._key(self._profile_keys, s, d, keys.profile)
+            for s, d in zip(slot_l, dates.tolist(), strict=True)
+        ]
+        cells = hstack_cells([numbers.absent(absent), text])
+        fields_all = (*fields, "bar_start", "baseline", "bins")
+        batch.columns.append(StateColumns("profile", fields_all, row_keys, cells))
 
     def rollup(self, regular: np.ndarray, batch: StoreBatch) -> None:
         """Roll up closed regular 1-minute bars (revision 0) and write completed bars."""

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -143,17 +144,26 @@ def cum_share_from_buckets(edges: np.ndarray, bucket_share: np.ndarray) -> np.nd
 
 
 def _read_intraday(path: Path, interval: int) -> pl.DataFrame:
-    """``d`` (date) and session-minute ``m`` (start) with ``volume`` of regular-session bars."""
-    df = pl.read_csv(path, columns=["datetime", "volume"])
-    df = df.with_columns(
-        pl.col("datetime").str.slice(0, 10).str.to_date("%Y-%m-%d").alias("d"),
-        (
-            pl.col("datetime").str.slice(11, 2).cast(pl.Int64) * 60
-            + pl.col("datetime").str.slice(14, 2).cast(pl.Int64)
-            - REGULAR_OPEN_MINUTE
-        ).alias("m"),
-        pl.col("volume").cast(pl.Float64),
-    )
+    """``d`` (date) and session-minute ``m`` (start) with ``volume`` of regular-session bars.
+
+    Raises:
+        ValueError: the file lacks a Kite candle column or holds an unparseable time.
+    """
+    try:
+        df = pl.read_csv(path, columns=["datetime", "volume"])
+        df = df.with_columns(
+            pl.col("datetime").str.slice(0, 10).str.to_date("%Y-%m-%d").alias("d"),
+            (
+                pl.col("datetime").str.slice(11, 2).cast(pl.Int64) * 60
+                + pl.col("datetime").str.slice(14, 2).cast(pl.Int64)
+                - REGULAR_OPEN_MINUTE
+            ).alias("m"),
+            pl.col("volume").cast(pl.Float64),
+        )
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise ValueError(
+            f"{path.name}: not a Kite intraday candle CSV ({exc})".splitlines()[0]
+        ) from exc
     return df.filter((pl.col("m") >= 0) & (pl.col("m") < SESSION_MINUTES)).select(
         "d", "m", "volume"
     )
@@ -221,6 +231,17 @@ def learn_baseline(
     return VolumeBaseline(symbol, curve, used.shape[0], "intraday", after and as_of is not None)
 
 
+def intraday_files(intraday_dir: Path) -> list[Path]:
+    """The Kite intraday candle files (``*minute_*.csv[.gz]``) of a folder, sorted by name.
+
+    Raises:
+        FileNotFoundError: ``intraday_dir`` does not exist.
+    """
+    if not intraday_dir.is_dir():
+        raise FileNotFoundError(f"intraday history folder not found: {intraday_dir}")
+    return sorted(intraday_dir.glob("*minute_*.csv*"))
+
+
 @dataclass(frozen=True)
 class BaselineSet:
     """Curves per instrument plus the fallback used for everything else."""
@@ -240,6 +261,7 @@ def learn_baselines(
     sessions: int = 60,
     min_sessions: int = 20,
     symbols: set[str] | None = None,
+    on_file: Callable[[str], None] | None = None,
 ) -> BaselineSet:
     """Curves of every NSE equity with intraday and daily candles in the two folders.
 
@@ -249,6 +271,8 @@ def learn_baselines(
         as_of: the trading date being prepared (None: the latest sessions available).
         sessions, min_sessions: see the module docstring (step 3).
         symbols: restrict to these ``NSE:<SYMBOL>`` (the market curve still uses all).
+        on_file: called with the tradingsymbol of every intraday file after it is read
+            (progress; :func:`intraday_files` lists the files).
 
     Returns:
         A :class:`BaselineSet`; keys are ``NSE:<SYMBOL>``.
@@ -256,20 +280,19 @@ def learn_baselines(
     Raises:
         FileNotFoundError: a folder does not exist.
     """
-    if not intraday_dir.is_dir():
-        raise FileNotFoundError(f"intraday history folder not found: {intraday_dir}")
+    files = intraday_files(intraday_dir)
     dailies = daily_files(daily_dir)
     curves: dict[str, VolumeBaseline] = {}
-    for path in sorted(intraday_dir.glob("*minute_*.csv*")):
+    for path in files:
         m = _FILE_RE.match(path.name)
-        if m is None or m.group("sym") not in dailies:
-            continue
-        sym = f"NSE:{m.group('sym')}"
-        if sym in curves:
-            continue
-        b = learn_baseline(sym, path, dailies[m.group("sym")], as_of, sessions, min_sessions)
-        if b is not None:
-            curves[sym] = b
+        name = m.group("sym") if m is not None else path.name
+        sym = f"NSE:{name}"
+        if m is not None and name in dailies and sym not in curves:
+            b = learn_baseline(sym, path, dailies[name], as_of, sessions, min_sessions)
+            if b is not None:
+                curves[sym] = b
+        if on_file is not None:
+            on_file(name)
     if curves:
         mean = np.mean([c.cum_share for c in curves.values()], axis=0)
         fallback = VolumeBaseline(

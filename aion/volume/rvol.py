@@ -33,13 +33,16 @@ class RvolTracker:
 
     Args:
         avg_volume: float64 (n,) average daily volume per slot, shares (NaN: none).
-        cum_share: float64 (n, 376) cumulative time-of-day share per slot.
+        curves: float64 (k, 376) distinct cumulative time-of-day share curves.
+        curve_of: int64 (n,) row of ``curves`` each slot uses (instruments without their own
+            history share the market curve: one row, not one per slot).
     """
 
-    def __init__(self, avg_volume: np.ndarray, cum_share: np.ndarray) -> None:
+    def __init__(self, avg_volume: np.ndarray, curves: np.ndarray, curve_of: np.ndarray) -> None:
         n = avg_volume.shape[0]
         self.avg = avg_volume.astype(np.float64)
-        self.cum_share = cum_share
+        self.curves = curves
+        self.curve_of = curve_of
         self.fno = np.ones(n, np.float64)
         self.cum = np.zeros(n, np.int64)  # shares traded in the session's regular bars so far
         self.date = np.zeros(n, np.int64)
@@ -105,8 +108,9 @@ class RvolTracker:
         cum = np.where(new, 0, self.cum[slots]) + volume
         self.cum[slots] = cum
         a = self.avg[slots] * fno
-        c0 = self.cum_share[slots, minute]
-        c1 = self.cum_share[slots, minute + 1]
+        rows = self.curve_of[slots]
+        c0 = self.curves[rows, minute]
+        c1 = self.curves[rows, minute + 1]
         exp_bar = a * (c1 - c0)
         exp_cum = a * c1
         self.last_expected_cum[slots] = exp_cum

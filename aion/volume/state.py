@@ -232,8 +232,10 @@ class VolumeStateManager:
         """Persistable state of one slot (what the store writes and :meth:`restore` reads)."""
         return {name: int(getattr(self, attr)[slot]) for name, attr in self._SNAPSHOT}
 
-    def snapshots(self, slots: np.ndarray) -> list[dict[str, int]]:
-        """:meth:`snapshot` of each of ``slots`` (int64 (k,)), gathered column by column."""
-        names = [name for name, _ in self._SNAPSHOT]
-        cols = [getattr(self, attr)[slots].tolist() for _, attr in self._SNAPSHOT]
-        return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
+    SNAPSHOT_FIELDS = tuple(name for name, _ in _SNAPSHOT)
+    """The persisted fields, in :meth:`snapshot` / :meth:`snapshot_columns` order."""
+
+    def snapshot_columns(self, slots: np.ndarray) -> np.ndarray:
+        """:meth:`snapshot` of each of ``slots`` (int64 (k,)) as int64 (k, 5) columns in
+        :data:`SNAPSHOT_FIELDS` order (no dict per slot)."""
+        return np.column_stack([getattr(self, attr)[slots] for _, attr in self._SNAPSHOT])

@@ -14,13 +14,17 @@ import time
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import redis
 
 from aion.archive.store import Archive
 from aion.archive.writer import ArchiveWriter
+from aion.bars.builder import BAR_DTYPE
+from aion.market.time import SEGMENT_REGULAR
 from aion.pipeline.queues import BoundedQueue
 from aion.store import keys
+from aion.store.columnar import BarColumns
 from aion.store.queries import read_alerts, read_bars
 from aion.store.writer import StoreBatch, encode_bar
 
@@ -105,10 +109,17 @@ def test_archive_round_trips_to_aion_bars(
 
 
 def _bar_batch(symbol: str, start: int, volume: int, close: float) -> StoreBatch:
+    """One closed regular bar as the compute thread hands it over: its text for Redis and
+    the bar builder's row for the archive."""
     hhmm = time.strftime("%H:%M", time.gmtime(start + 19_800))
     bar = {"start": start, "open": 100.0, "high": 101.0, "low": 99.0, "close": close,
            "volume": volume, "oi": 0, "ticks": 4, "segment": "regular"}  # fmt: skip
-    return StoreBatch(bars=[(keys.bars_1m(symbol, 20221111), {hhmm: encode_bar(bar)})])
+    row = np.zeros(1, BAR_DTYPE)
+    row[0] = (0, start, 100.0, 101.0, 99.0, close, volume, 0, 4, SEGMENT_REGULAR, 0, False)
+    return StoreBatch(
+        bars=[(keys.bars_1m(symbol, 20221111), {hhmm: encode_bar(bar)})],
+        bar_columns=[BarColumns(row, np.array([20221111]), [symbol])],
+    )
 
 
 T0 = 1_668_138_300  # 2022-11-11 09:15 IST

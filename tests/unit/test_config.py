@@ -102,6 +102,7 @@ AION_CASES = [
     ("indicators:\n  rsi_period: 1\n", "indicators.rsi_period"),
     ("queues:\n  raw_maxsize: 1.5\n", "queues.raw_maxsize"),
     ("queues:\n  block_timeout_s: 0\n", "queues.block_timeout_s"),
+    ("queues:\n  out_max_mb: 0\n", "queues.out_max_mb"),
     ("queues: 5\n", "queues"),
     ("universe:\n  symbols: [RELIANCE]\n", "universe.symbols"),
     ("volume:\n  average_days: -3\n", "volume.average_days"),

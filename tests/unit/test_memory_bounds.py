@@ -10,15 +10,18 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from aion.archive.store import Archive
 from aion.archive.writer import ArchiveWriter
+from aion.bars.builder import BAR_DTYPE
 from aion.config import ConfigError, MemoryConfig
+from aion.market.time import SEGMENT_REGULAR
 from aion.pipeline.allocator import HeapTrimmer
 from aion.pipeline.queues import BoundedQueue
-from aion.store import keys
-from aion.store.writer import StoreBatch, encode_bar
+from aion.store.columnar import BarColumns
+from aion.store.writer import StoreBatch
 
 DAY = dt.date(2022, 11, 11)
 T0 = 1_668_138_300  # 2022-11-11 09:15 IST
@@ -45,10 +48,10 @@ def test_get_many_always_takes_one_oversized_item() -> None:
 
 
 def _bar_batch(symbol: str, start: int) -> StoreBatch:
-    hhmm = time.strftime("%H:%M", time.gmtime(start + 19_800))
-    bar = {"start": start, "open": 100.0, "high": 101.0, "low": 99.0, "close": 100.5,
-           "volume": 10, "oi": 0, "ticks": 4, "segment": "regular"}  # fmt: skip
-    return StoreBatch(bars=[(keys.bars_1m(symbol, 20221111), {hhmm: encode_bar(bar)})])
+    """One closed regular bar as the archive receives it (the bar builder's row)."""
+    row = np.zeros(1, BAR_DTYPE)
+    row[0] = (0, start, 100.0, 101.0, 99.0, 100.5, 10, 0, 4, SEGMENT_REGULAR, 0, False)
+    return StoreBatch(bar_columns=[BarColumns(row, np.array([20221111]), [symbol])])
 
 
 def test_archive_writes_early_when_pending_rows_reach_the_bound(tmp_path: Path) -> None:

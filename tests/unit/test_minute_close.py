@@ -102,7 +102,7 @@ def test_indicator_hash_holds_the_rounded_latest_values(session: Session) -> Non
     state: dict[str, dict[str, str]] = {}
     bars: dict[str, dict[str, str]] = {}
     for b in _run(eng, session):
-        for k, v in b.state.items():
+        for k, v in b.state_mappings().items():
             state.setdefault(k, {}).update(v)
         for k, v in b.bars:
             bars.setdefault(k, {}).update(v)

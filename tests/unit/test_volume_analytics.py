@@ -192,7 +192,7 @@ def test_rvol_regime_and_profile_extras_against_straightforward_values() -> None
     )
     reliance = json.loads(stored[keys.rvol("NSE:RELIANCE", DATE)]["09:20"])
     assert reliance["rvol_cum"] is None and reliance["expected_bar"] is None
-    prof = batch.state[keys.profile("NSE:HDFCBANK", DATE)]
+    prof = batch.state_mappings()[keys.profile("NSE:HDFCBANK", DATE)]
     last = cols[-1].row(0).profile
     assert float(prof["poc"]) == last["poc"] and prof["baseline"] == "intraday"
     assert prof["bar_start"] == str(from_ist(DAY, 9, 15) + 60 * (MINUTES - 1))
@@ -215,14 +215,14 @@ def test_bins_are_written_every_interval_and_at_session_end() -> None:
         bars = bars_of(m, ticks)
         cols = va.on_regular_bars(bars, np.full(3, DATE))
         va.record_bars(bars, np.full(3, DATE), cols, batch)
-        prof = batch.state[keys.profile("NSE:SBIN", DATE)]
+        prof = batch.state_mappings()[keys.profile("NSE:SBIN", DATE)]
         if "bins" in prof:
             written.append(m)
             assert sum(v for _p, v in json.loads(prof["bins"])) == float(prof["total_volume"])
     assert written == list(range(0, MINUTES, interval))
     batch = StoreBatch()
     va.finish(batch)
-    prof = batch.state[keys.profile("NSE:SBIN", DATE)]
+    prof = batch.state_mappings()[keys.profile("NSE:SBIN", DATE)]
     assert sum(v for _p, v in json.loads(prof["bins"])) == int(ticks[3][ticks[0] == 1].sum())
 
 
@@ -241,7 +241,7 @@ def test_results_do_not_depend_on_the_batching_of_ticks(seed: int) -> None:
             assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
         for k in a.profile:
             assert np.array_equal(a.profile[k], b.profile[k], equal_nan=True), k
-    assert batch.bars == ref_batch.bars and batch.state == ref_batch.state
+    assert batch.bars == ref_batch.bars and batch.state_mappings() == ref_batch.state_mappings()
 
 
 def test_bar_profile_holds_the_ticks_that_arrived_before_its_closing_tick() -> None:

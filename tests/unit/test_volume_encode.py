@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 
 from aion.config import ProfileConfig
-from aion.store.encode import render_bins, render_fields, render_rows
+from aion.store.encode import render_bins, render_cells, render_rows
 from aion.volume.profile import VolumeProfiles
+
+
+def render_fields(values: np.ndarray, decimals: list[int], nan_text: str) -> list[str]:
+    """Every cell's text of :func:`render_cells`, row-major."""
+    cells = render_cells(values, decimals, nan_text)
+    n, m = values.shape
+    return [str(cells.value(i, j)) for i in range(n) for j in range(m)]
 
 
 def test_numbers_are_the_repr_of_numpy_round() -> None:
