@@ -4,7 +4,7 @@ under 5% over the last 80% of the run), the alert stream stays within its MAXLEN
 aion wrote has a TTL, so Redis memory is bounded.
 
 The window is ``AION_MEMORY_WINDOW`` (IST ``HH:MM-HH:MM``), by default the spec's hour
-``09:15-10:15``: the scanner now replays it in about 80 s on a 2-core machine (a 10-minute
+``09:15-10:15``: the scanner now replays it in about 25 s on a 2-core machine (a 10-minute
 window ends within a few RSS samples, too few to judge a trend).
 """
 
@@ -39,13 +39,14 @@ def _rss_kb(pid: int) -> int | None:
 @pytest.mark.integration
 @pytest.mark.long
 @pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 open: RSS still climbs after the 20% warm-up. Over the hour 09:15-10:15 "
-    "(replay frames read from disk, store shadow fingerprints, 512 pre-faulted profile bins) "
-    "peak RSS fell from ~1,580 to ~960 MiB but grew +8.2% to +15% over the last 80% in 4 runs "
-    "(every run now replays all 2,160,000 ticks: earlier runs lost frames to false keepalive "
-    "and watchdog disconnects); RSS rises to ~890 MiB by 45% of the run, then swings +/-50 MiB "
-    "with heap trims. The archive is not the cause (same curve with it off)",
+    strict=False,
+    reason="issue 9 open: the whole hour (2,160,000 ticks, now replayed in about 25 s) ends "
+    "with VmRSS peaks 5-14% above the level after warm-up (9 runs; earlier runs sampled only "
+    "the first third of the hour). Not a leak in aion's objects: tracemalloc (Python and numpy) "
+    "falls from 324 to 288 MiB over minutes 20-57 while RSS rises 1,145 -> 1,188, and a "
+    "malloc_trim(0) at minutes 15/30/45/57 brings RSS back to 866/823/849/820 MiB; the peaks "
+    "are glibc's freed pages between trims plus each max-speed step's in-flight batch. Not "
+    "strict: runs straddle the 5% limit closely enough that a strict marker would make CI flaky",
 )
 def test_9000_instruments_flat_memory_bounded_redis(
     tmp_path: Path, redis_proc: RedisProcess, redis_client_of: redis.Redis
