@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from aion.store.encode import Cells
+from aion.store.encode import Cells, put_uint
 
 VOLUME_FAMILY = "volume"
 """The :class:`StateColumns` family of the volume state hashes (``keys.volume_state``)."""
@@ -208,24 +208,6 @@ def _put_bytes(out: np.ndarray, pos: int, src: np.ndarray, s: int, e: int) -> in
 
 
 @njit(nogil=True, cache=True)
-def _put_int(out: np.ndarray, pos: int, v: int) -> int:
-    if v == 0:
-        out[pos] = 48
-        return pos + 1
-    n = 0
-    t = v
-    while t > 0:
-        t //= 10
-        n += 1
-    p = pos + n
-    while v > 0:
-        p -= 1
-        out[p] = 48 + v % 10
-        v //= 10
-    return pos + n
-
-
-@njit(nogil=True, cache=True)
 def _int_cells_kernel(
     values: np.ndarray, out: np.ndarray, start: np.ndarray, end: np.ndarray
 ) -> int:
@@ -239,7 +221,7 @@ def _int_cells_kernel(
                 out[pos] = 45  # '-'
                 pos += 1
                 v = -v
-            pos = _put_int(out, pos, v)
+            pos = put_uint(out, pos, v)
             end[i, j] = pos
     return pos
 
@@ -320,7 +302,7 @@ def _render_kernel(
             pos = pm
         if k > 0:
             out[pos] = 42  # '*'
-            pos = _put_int(out, pos + 1, 2 + 2 * k)
+            pos = put_uint(out, pos + 1, 2 + 2 * k)
             out[pos] = 13
             out[pos + 1] = 10
             pos += 2
@@ -331,7 +313,7 @@ def _render_kernel(
                     continue
                 pos = _put_bytes(out, pos, field_text, field_off[j], field_off[j + 1])
                 out[pos] = 36  # '$'
-                pos = _put_int(out, pos + 1, end[q, j] - start[q, j])
+                pos = put_uint(out, pos + 1, end[q, j] - start[q, j])
                 out[pos] = 13
                 out[pos + 1] = 10
                 pos = _put_bytes(out, pos + 2, text, start[q, j], end[q, j])

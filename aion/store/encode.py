@@ -31,7 +31,7 @@ _MAX_DECIMALS = 9
 
 
 @njit(nogil=True, cache=True)
-def _put_uint(buf: np.ndarray, pos: int, u: int) -> int:
+def put_uint(buf: np.ndarray, pos: int, u: int) -> int:
     """Write the decimal digits of ``u >= 0`` at ``pos``; returns the new position."""
     if u == 0:
         buf[pos] = 48
@@ -64,7 +64,7 @@ def _put_number(buf: np.ndarray, pos: int, x: float, decimals: int, nan_text: np
             r = -r
         if r >= 9.0e18:  # beyond int64: cannot happen for share counts
             r = 9.0e18
-        return _put_uint(buf, pos, np.int64(r))
+        return put_uint(buf, pos, np.int64(r))
     scale = 10.0**decimals
     q = np.rint(x * scale)
     if abs(q) >= 9.0e15:  # beyond exact doubles: whole units only
@@ -75,7 +75,7 @@ def _put_number(buf: np.ndarray, pos: int, x: float, decimals: int, nan_text: np
             r = -r
         if r >= 9.0e18:
             r = 9.0e18
-        pos = _put_uint(buf, pos, np.int64(r))
+        pos = put_uint(buf, pos, np.int64(r))
         buf[pos] = 46  # '.'
         buf[pos + 1] = 48
         return pos + 2
@@ -87,7 +87,7 @@ def _put_number(buf: np.ndarray, pos: int, x: float, decimals: int, nan_text: np
     unit = np.int64(1)
     for _ in range(decimals):
         unit *= 10
-    pos = _put_uint(buf, pos, iq // unit)
+    pos = put_uint(buf, pos, iq // unit)
     buf[pos] = 46
     pos += 1
     frac = iq % unit
@@ -212,7 +212,7 @@ def _bins_kernel(
             pos = _put_number(out, pos, float(lo[s] + k) * width[s], 6, none)
             out[pos] = 44
             out[pos + 1] = 32
-            pos = _put_uint(out, pos + 2, v)
+            pos = put_uint(out, pos + 2, v)
             out[pos] = 93  # ']'
             pos += 1
         out[pos] = 93
@@ -330,7 +330,7 @@ def _put_fixed(buf: np.ndarray, pos: int, x: float, decimals: int) -> int:
     unit = np.int64(1)
     for _ in range(decimals):
         unit *= 10
-    pos = _put_uint(buf, pos, q // unit)
+    pos = put_uint(buf, pos, q // unit)
     if decimals == 0:
         return pos
     buf[pos] = 46
