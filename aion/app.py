@@ -20,6 +20,7 @@ and flushes Redis, then returns the summary.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import signal
 import sys
@@ -185,6 +186,7 @@ class Scanner:
         self.started_monotonic = 0.0
         self.text_messages = 0
         self._switch_interval_s = sys.getswitchinterval()  # the process's, restored by stop()
+        self._gc_thresholds = gc.get_threshold()  # the process's, restored by stop()
 
     # -- building ----------------------------------------------------------------------------
 
@@ -335,6 +337,7 @@ class Scanner:
         # a thread back from a GIL-releasing call (numpy, Numba, a socket) waits up to the
         # switch interval per call while another runs Python (ThreadsConfig; restored by stop)
         sys.setswitchinterval(self.config.threads.gil_switch_interval_ms / 1000.0)
+        gc.set_threshold(*mc.gc_thresholds)  # MemoryConfig: fewer passes in a minute close
         try:
             self._start()
         except BaseException:
@@ -345,6 +348,7 @@ class Scanner:
             if self.private_redis is not None:
                 self.private_redis.stop()
             sys.setswitchinterval(self._switch_interval_s)
+            gc.set_threshold(*self._gc_thresholds)
             raise
 
     def _start(self) -> None:
@@ -482,6 +486,7 @@ class Scanner:
         if self.private_redis is not None:
             self.private_redis.stop()
         sys.setswitchinterval(self._switch_interval_s)
+        gc.set_threshold(*self._gc_thresholds)
         return summary
 
     def summary(self) -> ScanSummary:

@@ -103,6 +103,8 @@ AION_CASES = [
     ("queues:\n  raw_maxsize: 1.5\n", "queues.raw_maxsize"),
     ("queues:\n  block_timeout_s: 0\n", "queues.block_timeout_s"),
     ("queues:\n  out_max_mb: 0\n", "queues.out_max_mb"),
+    ("memory:\n  gc_thresholds: [700, 10]\n", "memory.gc_thresholds"),
+    ("memory:\n  gc_thresholds: [0, 10, 10]\n", "memory.gc_thresholds"),
     ("queues: 5\n", "queues"),
     ("universe:\n  symbols: [RELIANCE]\n", "universe.symbols"),
     ("volume:\n  average_days: -3\n", "volume.average_days"),

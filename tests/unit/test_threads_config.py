@@ -1,7 +1,9 @@
-"""``threads.gil_switch_interval_ms``: validated in one line, applied by a scan's start."""
+"""``threads.gil_switch_interval_ms`` and ``memory.gc_thresholds``: validated in one line,
+applied by a scan's start, restored when it ends."""
 
 from __future__ import annotations
 
+import gc
 import shutil
 import sys
 from pathlib import Path
@@ -39,13 +41,17 @@ def test_scanner_sets_and_restores_the_switch_interval(tmp_path: Path) -> None:
     scanner = Scanner.__new__(Scanner)  # only the start/stop bookkeeping, no threads
     scanner.config = cfg
     scanner._switch_interval_s = before
+    gc_before = gc.get_threshold()
+    scanner._gc_thresholds = gc_before
     scanner.feeds, scanner.server, scanner.private_redis = [], None, None
 
     def fail() -> None:
         assert sys.getswitchinterval() == pytest.approx(0.002)
+        assert gc.get_threshold() == (50_000, 20, 20)  # memory.gc_thresholds' default
         raise RuntimeError("no Redis here")
 
     scanner._start = fail  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         scanner.start()
     assert sys.getswitchinterval() == before  # a failed start restores it
+    assert gc.get_threshold() == gc_before
