@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
+import logging
 import signal
 import sys
 import threading
@@ -57,6 +58,8 @@ from aion.volume.averages import (
     daily_averages,
     read_adjustment_factors,
 )
+
+log = logging.getLogger(__name__)
 
 _DAY_S = 86_400
 _HANDSHAKE_WAIT_S = 5.0  # start() waits this long at most for each connection's first handshake
@@ -183,6 +186,8 @@ class Scanner:
         self.started_wall_ns = 0
         self._compute_thread: threading.Thread | None = None
         self._compute_stop = threading.Event()
+        self.compute_error = ""
+        """Set when the compute thread died of an exception (one line; the scan stops)."""
         self.started_monotonic = 0.0
         self.text_messages = 0
         self._switch_interval_s = sys.getswitchinterval()  # the process's, restored by stop()
@@ -307,16 +312,27 @@ class Scanner:
                     self.session_complete.set()
 
     def _compute_loop(self) -> None:
+        """The compute thread. An exception here is a bug, not bad input (a malformed frame
+        is counted and skipped inside the engine): it is logged with its traceback, and
+        :meth:`should_stop` then ends the scan, instead of the feed filling the raw queue
+        behind a dead thread."""
         assert self.engine is not None
         trimmer = HeapTrimmer(self.config.memory.trim_interval_s)
-        while not self._compute_stop.is_set() or not self.raw.empty():
-            frames = self.raw.get_many(512, timeout=0.05, max_bytes=self._batch_bytes)
-            if frames:
-                batch = self.engine.process(frames)
-                self.out.put(batch)
-                if self.archive is not None:
-                    self.archive.submit(batch)
-            trimmer.maybe_trim()
+        try:
+            while not self._compute_stop.is_set() or not self.raw.empty():
+                frames = self.raw.get_many(512, timeout=0.05, max_bytes=self._batch_bytes)
+                if frames:
+                    self._emit(self.engine.process(frames, sink=self._emit))
+                trimmer.maybe_trim()
+        except Exception as exc:
+            self.compute_error = f"compute thread failed: {type(exc).__name__}: {exc}"
+            log.exception("compute thread failed")
+
+    def _emit(self, batch: StoreBatch) -> None:
+        """A compute step's writes, to the store and the archive."""
+        self.out.put(batch)
+        if self.archive is not None:
+            self.archive.submit(batch)
 
     def _sink_alerts(self, alerts: list[AlertRecord]) -> None:
         """The compute thread's alerts of one minute, the moment they are decided: to the
@@ -433,6 +449,9 @@ class Scanner:
 
     def should_stop(self) -> bool:
         """True when the scan's end condition is met (sets ``stop_reason``)."""
+        if self.compute_error:
+            self.stop_reason = self.compute_error
+            return True
         if self.stop_requested.is_set():
             self.stop_reason = self.stop_reason or "stopped by signal"
             return True
@@ -457,10 +476,10 @@ class Scanner:
         if self._compute_thread is not None:
             self._compute_thread.join()
         assert self.engine is not None and self.store is not None
-        last = self.engine.finish()
-        self.out.put(last)
-        if self.archive is not None:
-            self.archive.submit(last)
+        if self.compute_error:  # also when it failed while draining the raw queue
+            self.stop_reason = self.compute_error
+        else:  # after a failure the engine's state is not trusted
+            self._emit(self.engine.finish())
         summary = self.summary()
         date = int(summary.values.get("session_date") or 0)
         if date:

@@ -538,7 +538,7 @@ class MemoryConfig:
     streaming, peak RSS 813/824 against 792/887 MB.
     """
 
-    mmap_threshold_mb: int = 64
+    mmap_threshold_mb: int = 1
     trim_threshold_mb: int = 64
     trim_interval_s: float = 1.0
     gc_thresholds: tuple[int, ...] = (50_000, 20, 20)

@@ -222,11 +222,13 @@ def _profiled_compute() -> tuple[cProfile.Profile, Any]:
 
     calls = [0]
 
-    def profiled(self: ComputeEngine, frames: list[tuple[int, str, bytes]]) -> Any:
+    def profiled(
+        self: ComputeEngine, frames: list[tuple[int, str, bytes]], sink: Any = None
+    ) -> Any:
         calls[0] += 1
         if calls[0] == 1:  # the first step compiles the Numba kernels: not the steady state
-            return process(self, frames)
-        return prof.runcall(process, self, frames)
+            return process(self, frames, sink)
+        return prof.runcall(process, self, frames, sink)
 
     ComputeEngine.process = profiled  # type: ignore[method-assign]
     return prof, process
@@ -278,11 +280,13 @@ def run_max(
 
     span: list[float] = []  # start of the first compute step, end of the latest one
 
-    def timed_process(self: ComputeEngine, frames: list[tuple[int, str, bytes]]) -> Any:
+    def timed_process(
+        self: ComputeEngine, frames: list[tuple[int, str, bytes]], sink: Any = None
+    ) -> Any:
         compute_thread[:] = [threading.get_ident()]
         t0 = time.perf_counter()
         try:
-            return process(self, frames)
+            return process(self, frames, sink)
         finally:
             t1 = time.perf_counter()
             spent["process"] += t1 - t0
@@ -404,8 +408,10 @@ def run_live(
         processed: list[int] = []  # frame receipt -> end of its compute step, ns
         process = ComputeEngine.process
 
-        def timed_process(self: ComputeEngine, frames: list[tuple[int, str, bytes]]) -> Any:
-            out = process(self, frames)
+        def timed_process(
+            self: ComputeEngine, frames: list[tuple[int, str, bytes]], sink: Any = None
+        ) -> Any:
+            out = process(self, frames, sink)
             done = time.time_ns()
             processed.extend(done - f[0] for f in frames)
             return out

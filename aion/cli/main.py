@@ -184,6 +184,8 @@ def scan(
     fatal = [f.stats.fatal_error for f in scanner.feeds if f.stats.fatal_error]
     if fatal:  # e.g. HTTP 403: one line naming the cause, exit code 2 (the summary is in Redis)
         _fail(fatal[0], 2)
+    if scanner.compute_error:  # a bug: the traceback is in the log, exit code 1
+        _fail(scanner.compute_error, 1)
     if json_out:
         print(json.dumps(summary.values))
     else:

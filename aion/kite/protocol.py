@@ -679,8 +679,13 @@ class JoinedFrames(NamedTuple):
     max_packets: int
 
 
-def join_frames(frames: Sequence[Any]) -> JoinedFrames:
-    """Join binary WebSocket messages end to end for :func:`scan_packets` (never raises)."""
+def join_frames(frames: Sequence[Any], into: np.ndarray | None = None) -> JoinedFrames:
+    """Join binary WebSocket messages end to end for :func:`scan_packets` (never raises).
+
+    With ``into`` (uint8, 1-D) long enough for all the frames' bytes, they are copied into
+    its head and ``buf`` is a view of it (a caller that joins many batches reuses one
+    buffer); else a new buffer is made.
+    """
     m = len(frames)
     status = np.zeros(m, np.uint8)
     parts: list[Any] = []
@@ -692,7 +697,16 @@ def join_frames(frames: Sequence[Any]) -> JoinedFrames:
         else:
             status[i] = _NOT_BYTES
             sizes[i] = 0
-    buf = np.frombuffer(b"".join(parts), dtype=np.uint8)
+    total = int(sizes.sum())
+    if into is not None and into.shape[0] >= total:
+        buf = into[:total]
+        at = 0
+        for part in parts:
+            k = part.nbytes if isinstance(part, memoryview) else len(part)
+            buf[at : at + k] = np.frombuffer(part, np.uint8)
+            at += k
+    else:
+        buf = np.frombuffer(b"".join(parts), dtype=np.uint8)
     ends = np.cumsum(sizes)
     starts = ends - sizes
     # a frame's scan writes at most its header's count of packets (then keeps them or not)

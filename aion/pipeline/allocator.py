@@ -1,25 +1,26 @@
 """Process-level tuning of glibc's allocator for the compute thread's batch arrays.
 
-Every batch allocates a few columnar arrays of a few megabytes (a 184-byte full
-packet becomes a 336-byte :data:`~aion.kite.protocol.TICK_DTYPE` row). glibc
-serves allocations above ``M_MMAP_THRESHOLD`` (128 KiB by default, adapted
-upwards only after such a block is freed) with a fresh ``mmap`` and returns
-freed heap tops above ``M_TRIM_THRESHOLD`` to the kernel, so each batch paid
-one page fault per 4 KiB it wrote: measured here, decoding 400 frames (40,000
-packets) took 6.3 ms with the defaults and 2.3 ms with a 64 MiB mmap threshold.
+glibc serves allocations above ``M_MMAP_THRESHOLD`` (128 KiB by default, adapted upwards
+to up to 32 MiB after such a block is freed) with a fresh ``mmap`` that goes back to the
+kernel at ``free``; smaller ones come from the heap, whose free memory is returned only
+above ``M_TRIM_THRESHOLD`` at the heap top, or by ``malloc_trim(0)``, which also releases
+free pages inside the heap.
 
-The price is memory that glibc keeps after it is freed. The trim threshold
-applies to each arena (one per thread that allocates, up to 8 per core), and
-freed blocks below the heap top are never returned by the threshold alone.
-Measured with 9,000 instruments replayed at max speed (10 session minutes,
-archive off): with a 128 MiB trim threshold the arenas held 517 MiB of which
-284 MiB were free (``mallinfo2``), RSS 1,036 MiB; a 16 MiB threshold left
-158 MiB free; ``malloc_trim(0)`` (which also releases free pages inside the
-heap) returned 128 MiB more at a cost of about 4 ms per call. :class:`HeapTrimmer`
-calls it at most once per interval from the compute thread, between batches. The default
-trim threshold (``memory.trim_threshold_mb`` = 64) stays above one 22 MiB decode chunk
-(:data:`aion.pipeline.compute.MAX_CHUNK_PACKETS` rows of 336 bytes), so the decode arrays
-are reused; compute-only CPU time with these settings was within 5% of the old ones.
+aion sets a fixed 1 MiB mmap threshold (``memory.mmap_threshold_mb``). Blocks of megabytes
+(a minute close's columns, the store's rendered text, which grows with the session's
+profiles) then never sit in the heap between long-lived small blocks. With the heap
+holding them (a 64 MiB threshold, the setting up to 2026-11-22), the heap grew all
+session long although the bytes in use did not: a max-speed replay of 9,000 instruments
+for an hour (09:15-10:15 of 2022-11-11) had ``mallinfo2`` arena 519 -> 650 MiB with
+about 450 MiB in use throughout, and the peak RSS rose 9-14% after warm-up. With 1 MiB the
+arena stayed at 250-280 MiB and the peaks were flat (+0.0% to +3.0%, 3 runs), about
+100 MiB lower. The price is a page fault per 4 KiB of each such block; the
+per-chunk arrays of the tick path are reused instead of allocated (no faults), and the
+rest cost 4-14% of max-speed ticks/s on the 60-ticks-per-minute bench (3 pairs).
+
+The trim threshold (``memory.trim_threshold_mb`` = 64) keeps freed heap tops for reuse.
+:class:`HeapTrimmer` calls ``malloc_trim(0)`` at most once per interval from the compute
+thread, between batches (about 4 ms per call).
 
 Source: ``mallopt(3)`` (``M_MMAP_THRESHOLD`` = -3, ``M_TRIM_THRESHOLD`` = -1),
 ``malloc_trim(3)``.
@@ -49,7 +50,7 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
-def tune_malloc(mmap_threshold: int = 64 << 20, trim_threshold: int = 64 << 20) -> bool:
+def tune_malloc(mmap_threshold: int = 1 << 20, trim_threshold: int = 64 << 20) -> bool:
     """Set glibc's mmap and trim thresholds (bytes); False where libc is not glibc."""
     libc = _glibc()
     if libc is None:

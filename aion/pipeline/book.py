@@ -81,8 +81,10 @@ class BookTracker:
     def __init__(self, n_slots: int) -> None:
         self.values = np.full((n_slots, len(BOOK_FIELDS)), np.nan)
         self.ts = np.zeros(n_slots, np.int64)
-        self._keys = np.empty(0, np.int64)
-        self._rows = np.empty((0, len(BOOK_FIELDS)))
+        self._keys_buf = np.empty(0, np.int64)
+        self._rows_buf = np.empty((0, len(BOOK_FIELDS)))
+        self._keys = self._keys_buf
+        self._rows = self._rows_buf
         self._prev_values = self.values
         self._prev_ts = self.ts
 
@@ -117,8 +119,11 @@ class BookTracker:
         the (slots, 4) / (slots,) copies of the book before the batch."""
         self._prev_values = np.empty_like(self.values)
         self._prev_ts = np.empty_like(self.ts)
-        self._keys = np.empty(k_max, np.int64)
-        self._rows = np.empty((k_max, len(BOOK_FIELDS)))
+        if self._keys_buf.shape[0] < k_max:  # reused by every batch (no page faults per batch)
+            self._keys_buf = np.empty(k_max + k_max // 4, np.int64)
+            self._rows_buf = np.empty((self._keys_buf.shape[0], len(BOOK_FIELDS)))
+        self._keys = self._keys_buf[:k_max]
+        self._rows = self._rows_buf[:k_max]
         return self._keys, self._rows, self._prev_values, self._prev_ts
 
     def end(self, k: int) -> None:

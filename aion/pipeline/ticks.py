@@ -308,6 +308,13 @@ class LatestTicks:
         return slots
 
 
+_SCRATCH_DTYPES = (
+    np.int64, np.int64, np.uint32, np.int64,  # offsets, lengths, tokens, frame_of
+    np.int64, np.int64, np.int64, np.float64, np.int64, np.int64,  # slot ts date price vol oi
+    np.bool_, np.bool_, np.int64, np.int64, np.int64,  # has_volume gap incr book_slot book_ts
+)  # fmt: skip
+
+
 class TickPath:
     """The compiled tick pass for a universe of sorted tokens (see the module docstring).
 
@@ -332,6 +339,20 @@ class TickPath:
         self._st[_DAY] = -1  # no IST day cached yet
         self._req_slot = np.empty(n, np.int64)
         self._req_date = np.empty(n, np.int64)
+        self._buffers: tuple[np.ndarray, ...] = ()
+
+    def _scratch(self, n: int) -> tuple[np.ndarray, ...]:
+        """The per-packet work arrays of one chunk, (n,) each in :data:`_SCRATCH_DTYPES`
+        order and book rows (n, 4) float64: views of buffers reused by every chunk (grown
+        when too small), so a chunk pays no allocation and no page faults for them. What
+        :meth:`run` returns in them is valid until the next call."""
+        if not self._buffers or self._buffers[0].shape[0] < n:
+            cap = n + n // 4
+            self._buffers = (
+                *(np.empty(cap, dt) for dt in _SCRATCH_DTYPES),
+                np.empty((cap, 4), np.float64),
+            )
+        return tuple(b[:n] for b in self._buffers)
 
     def run(
         self,
@@ -359,27 +380,14 @@ class TickPath:
                 before any volume of the chunk is applied.
 
         Returns:
-            The kept ticks' columns, the counts, and the bars they closed (``BAR_DTYPE``, by
+            The kept ticks' columns (views of buffers the next call reuses: valid until
+            then), the counts, and the bars they closed (``BAR_DTYPE``, by
             :meth:`aion.bars.builder.BarBuilder.closed`).
         """
         n = frames.max_packets
-        offsets = np.empty(n, np.int64)
-        lengths = np.empty(n, np.int64)
-        tokens = np.empty(n, np.uint32)
-        frame_of = np.empty(n, np.int64)
+        (offsets, lengths, tokens, frame_of, slot, ts, date, price, vol, oi, has_volume, gap,
+         incr, book_slot, book_ts, book_rows) = self._scratch(n)  # fmt: skip
         where = np.zeros(frames.status.shape[0], np.int64)
-        slot = np.empty(n, np.int64)
-        ts = np.empty(n, np.int64)
-        date = np.empty(n, np.int64)
-        price = np.empty(n, np.float64)
-        vol = np.empty(n, np.int64)
-        oi = np.empty(n, np.int64)
-        has_volume = np.empty(n, np.bool_)
-        gap = np.empty(n, np.bool_)
-        incr = np.empty(n, np.int64)
-        book_slot = np.empty(n, np.int64)
-        book_ts = np.empty(n, np.int64)
-        book_rows = np.empty((n, 4), np.float64)
         book_keys, book_sorted, book_prev_values, book_prev_when = book.begin(n)
         bar_out = bars.outputs(n)
         bar_clock = np.array([bars.clock], np.int64)

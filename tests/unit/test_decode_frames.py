@@ -92,3 +92,27 @@ def test_empty_batch() -> None:
 @given(st.lists(st.binary(max_size=400), max_size=20))
 def test_arbitrary_bytes_match_the_per_frame_decoder(frames: list[bytes]) -> None:
     _check(list(frames))
+
+
+def test_join_into_a_reused_buffer_equals_a_fresh_join() -> None:
+    """``join_frames(frames, into=buf)`` copies into the head of ``buf`` (the compute engine
+    reuses one buffer for every chunk) and is otherwise the same join; a short ``buf`` is
+    not used."""
+    rng = random.Random(7)
+    first = [_frame(rng, rng.randrange(0, 30)) for _ in range(20)]
+    second = [b"\x00", bytearray(_frame(rng, 3)), memoryview(_frame(rng, 2)), "text", None,
+              _mutate(rng, _frame(rng, 5)), _frame(rng, 9)]  # fmt: skip
+    buf = np.full(64 * 1024, 0xAB, np.uint8)
+    for frames in (first, second):  # the second join overwrites the first's bytes
+        fresh = P.join_frames(frames)
+        into = P.join_frames(frames, into=buf)
+        assert np.shares_memory(into.buf, buf)
+        assert into.buf.tobytes() == fresh.buf.tobytes()
+        for a, b in zip(into[1:4], fresh[1:4], strict=True):
+            assert a.tolist() == b.tolist()
+        assert into.max_packets == fresh.max_packets
+        got = P.scan_frames(frames)
+        assert got.buf.tobytes() == fresh.buf.tobytes()
+    short = P.join_frames(first, into=np.empty(3, np.uint8))
+    assert short.buf.tobytes() == P.join_frames(first).buf.tobytes()
+    assert short.buf.shape[0] > 3
