@@ -44,6 +44,7 @@ import numpy as np
 import redis
 
 from aion.indicators.core import IndicatorCore
+from aion.pipeline.allocator import tune_malloc
 from aion.pipeline.queues import BoundedQueue
 from aion.store import keys
 from aion.store.columnar import StateColumns
@@ -279,6 +280,7 @@ def run(
     Each writer runs ``repeats`` times (interleaved, Redis flushed before each run) and its
     fastest run counts, which keeps other load on a shared machine out of the ratio.
     """
+    tune_malloc()  # as the scanner does at start-up (both writers run under its settings)
     flushes = make_batches(n_instruments, n_flushes, seed=seed)
     plain_flushes = [[as_dicts(b) for b in bs] for bs in flushes]
     coalesced = [_coalesce(bs) for bs in plain_flushes]

@@ -388,6 +388,10 @@ class ColumnFamily:
         self._field_off = np.concatenate(([0], np.cumsum([len(h) for h in heads]))).astype(np.int64)
         self._parts: list[tuple[np.ndarray, Cells]] = []
         self.n_pending = 0
+        # render's output buffers, reused by every flush (what it returns is copied out of
+        # them): fresh ones paid a page fault per 4 KiB under the 1 MiB mmap threshold
+        self._out_main = np.empty(0, np.uint8)
+        self._out_block = np.empty(0, np.uint8)
 
     def _grow(self, need: int) -> None:
         cap = self._due.shape[0]
@@ -484,15 +488,19 @@ class ColumnFamily:
         ttl_text = _bulk_bytes(str(ttl))
         per_row = 2 * key_len + 40 + len(ttl_text) + int(self._field_text.shape[0]) + 16 * m
         bound = int(cells.text.shape[0] + per_row.sum())
-        out_main = np.empty(bound, np.uint8)
-        out_block = np.empty(bound if block_tags else 0, np.uint8)
+        if self._out_main.shape[0] < bound:
+            self._out_main = np.empty(bound + bound // 4, np.uint8)
+        out_main = self._out_main[:bound]
+        if block_tags and self._out_block.shape[0] < bound:
+            self._out_block = np.empty(bound + bound // 4, np.uint8)
+        out_block = self._out_block[: bound if block_tags else 0]
         block_off = np.zeros(p + 1, np.int64)
         commands = np.zeros(p, np.int64)
         new_fp = np.zeros((p, m), np.uint64)
         sent = np.zeros((p, m), np.bool_)
         full = np.zeros(p, np.bool_)
         expire = np.zeros(p, np.bool_)
-        used_main, _ = _render_kernel(
+        used_main, used_block = _render_kernel(
             rows, cells.text, cells.start, cells.end, self._fp, self._known, self._row_known,
             self._due, now, _HSET_HEAD, self._key_text, self._key_off, self._field_text,
             self._field_off,
@@ -503,7 +511,7 @@ class ColumnFamily:
         main_rows = np.repeat(rows[~blocked], commands[~blocked])
         block: list[tuple[str, bytes, int]] = []
         if blocked.any():
-            buf = out_block.tobytes()
+            buf = out_block[:used_block].tobytes()
             keys_ = self.keys
             for q in np.flatnonzero(blocked & (commands > 0)).tolist():
                 r = int(rows[q])
