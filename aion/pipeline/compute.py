@@ -49,8 +49,8 @@ from aion.pipeline.book import BOOK_FIELDS, BookTracker
 from aion.pipeline.ticks import TickPath
 from aion.risk.manager import RiskManager
 from aion.store import keys
-from aion.store.columnar import VOLUME_FAMILY, BarColumns, StateColumns, int_cells
-from aion.store.encode import render_cells
+from aion.store.columnar import VOLUME_FAMILY, BarColumns, StateColumns
+from aion.store.encode import int_cells, render_cells
 from aion.store.writer import AlertRecord, StoreBatch, encode_bars
 from aion.volume.analytics import BarAnalyticsColumns, VolumeAnalytics
 from aion.volume.state import VolumeStateManager

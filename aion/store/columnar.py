@@ -19,9 +19,10 @@ EXPIRE is due) and ``EXPIRE key ttl`` when due: the same commands, field order a
 dict path (:func:`aion.store.writer.hset_changed`) sends for the same mappings.
 
 The volume state (``keys.volume_state``) is the family ``volume``, rendered from int64
-columns by :func:`int_cells`; it keeps its numbers next to the text (``StateColumns.values``)
-for the archive. :class:`BarColumns` and :class:`RvolColumns` carry a step's closed bars and
-RVOL entries as numbers next to their JSON text, for the archive too (no text is parsed back).
+columns by :func:`aion.store.encode.int_cells`; it keeps its numbers next to the text
+(``StateColumns.values``) for the archive. :class:`BarColumns` and :class:`RvolColumns`
+carry a step's closed bars and RVOL entries as numbers next to their JSON text, for the
+archive too (no text is parsed back).
 
 A changed value with the fingerprint of the old one would skip its write: about 2**-64 per
 comparison for distinct texts (see :data:`aion.store.writer.FINGERPRINT_MIN_CHARS`), healed
@@ -56,9 +57,10 @@ class StateColumns:
         fields: the m hash field names, in the order they are written.
         keys: the n distinct Redis keys (row i is ``keys[i]``).
         cells: (n, m) value text; an absent cell leaves that field of that key untouched.
-        values: the numbers ``cells`` render, int64 (n, m) (:func:`int_cells`), for readers
-            that want numbers rather than text (the archive reads the ``volume`` family
-            from it); None when the family travels as text only.
+        values: the numbers ``cells`` render, int64 (n, m)
+            (:func:`aion.store.encode.int_cells`), for readers that want numbers rather
+            than text (the archive reads the ``volume`` family from it); None when the
+            family travels as text only.
     """
 
     family: str
@@ -205,39 +207,6 @@ def _put_bytes(out: np.ndarray, pos: int, src: np.ndarray, s: int, e: int) -> in
         out[pos] = src[k]
         pos += 1
     return pos
-
-
-@njit(nogil=True, cache=True)
-def _int_cells_kernel(
-    values: np.ndarray, out: np.ndarray, start: np.ndarray, end: np.ndarray
-) -> int:
-    n, m = values.shape
-    pos = 0
-    for i in range(n):
-        for j in range(m):
-            start[i, j] = pos
-            v = values[i, j]
-            if v < 0:
-                out[pos] = 45  # '-'
-                pos += 1
-                v = -v
-            pos = put_uint(out, pos, v)
-            end[i, j] = pos
-    return pos
-
-
-def int_cells(values: np.ndarray) -> Cells:
-    """``str(v)`` of every value of int64 (n, m) ``values`` as :class:`Cells` (one compiled
-    pass into one buffer, no ``str`` per value; ``-2**63`` is not supported)."""
-    values = np.ascontiguousarray(values, np.int64)
-    if values.ndim != 2:
-        raise ValueError("int_cells: values must be an (n, m) array")
-    n, m = values.shape
-    out = np.empty(n * m * 20, np.uint8)  # a sign and 19 digits at most
-    start = np.empty((n, m), np.int64)
-    end = np.empty((n, m), np.int64)
-    used = _int_cells_kernel(values, out, start, end)
-    return Cells(out[:used].copy(), start, end)  # not a view of the worst-case buffer
 
 
 @njit(nogil=True, cache=True)

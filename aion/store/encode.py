@@ -367,6 +367,39 @@ def _cells_kernel(
     return pos
 
 
+@njit(nogil=True, cache=True)
+def _int_cells_kernel(
+    values: np.ndarray, out: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> int:
+    n, m = values.shape
+    pos = 0
+    for i in range(n):
+        for j in range(m):
+            start[i, j] = pos
+            v = values[i, j]
+            if v < 0:
+                out[pos] = 45  # '-'
+                pos += 1
+                v = -v
+            pos = put_uint(out, pos, v)
+            end[i, j] = pos
+    return pos
+
+
+def int_cells(values: np.ndarray) -> Cells:
+    """``str(v)`` of every value of int64 (n, m) ``values`` as :class:`Cells` (one compiled
+    pass into one buffer, no ``str`` per value; ``-2**63`` is not supported)."""
+    values = np.ascontiguousarray(values, np.int64)
+    if values.ndim != 2:
+        raise ValueError("int_cells: values must be an (n, m) array")
+    n, m = values.shape
+    out = np.empty(n * m * 20, np.uint8)  # a sign and 19 digits at most
+    start = np.empty((n, m), np.int64)
+    end = np.empty((n, m), np.int64)
+    used = _int_cells_kernel(values, out, start, end)
+    return Cells(out[:used].copy(), start, end)  # not a view of the worst-case buffer
+
+
 def render_cells(
     values: np.ndarray,
     decimals: Sequence[int],

@@ -14,8 +14,8 @@ import redis
 
 from aion.pipeline.queues import BoundedQueue
 from aion.store import keys, writer
-from aion.store.columnar import VOLUME_FAMILY, StateColumns, int_cells
-from aion.store.encode import hstack_cells, render_cells, text_cells
+from aion.store.columnar import VOLUME_FAMILY, StateColumns
+from aion.store.encode import hstack_cells, int_cells, render_cells, text_cells
 from aion.store.server import connect
 from aion.store.writer import RedisStore, StoreBatch, TtlSeconds
 

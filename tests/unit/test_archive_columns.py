@@ -30,8 +30,8 @@ from aion.pipeline.queues import BoundedQueue
 from aion.replay.builder import build_session
 from aion.replay.session_file import Session, read_session
 from aion.store import keys
-from aion.store.columnar import VOLUME_FAMILY, BarColumns, RvolColumns, StateColumns, int_cells
-from aion.store.encode import render_rows
+from aion.store.columnar import VOLUME_FAMILY, BarColumns, RvolColumns, StateColumns
+from aion.store.encode import int_cells, render_rows
 from aion.store.writer import StoreBatch, encode_bars
 from aion.volume.averages import (
     bundled_adjustment_factors,
