@@ -46,6 +46,7 @@ from aion.market.time import IST, parse_date, session_date
 from aion.patterns.registry import PatternEngine
 from aion.pipeline.allocator import HeapTrimmer, tune_malloc
 from aion.pipeline.compute import ComputeEngine
+from aion.pipeline.outputs import Fanout, Sink
 from aion.pipeline.queues import BoundedQueue
 from aion.replay.server import SESSION_COMPLETE_MESSAGE, ReplayServer
 from aion.replay.session_file import Session, SessionFileError, open_session, read_header
@@ -73,6 +74,35 @@ def _frame_bytes(item: object) -> int:
         if isinstance(frame, bytes | bytearray | memoryview):
             return len(frame)
     return 0
+
+
+class _QueueSink:
+    """The Redis store's side of the fan-out: batches onto the compute -> store queue (a full
+    queue blocks, then drops and counts, :class:`~aion.pipeline.queues.BoundedQueue`). A
+    minute's alerts travel as a batch of their own, which the store writes ahead of pending
+    state (XADD + PUBLISH)."""
+
+    def __init__(self, queue: BoundedQueue) -> None:
+        self.queue = queue
+
+    def alerts(self, records: list[AlertRecord]) -> None:
+        self.queue.put(StoreBatch(alerts=records))
+
+    def writes(self, batch: StoreBatch) -> None:
+        self.queue.put(batch)
+
+
+class _ArchiveSink:
+    """The Parquet archive's side of the fan-out (:meth:`ArchiveWriter.submit`)."""
+
+    def __init__(self, archive: ArchiveWriter) -> None:
+        self.archive = archive
+
+    def alerts(self, records: list[AlertRecord]) -> None:
+        self.archive.submit(StoreBatch(alerts=records))
+
+    def writes(self, batch: StoreBatch) -> None:
+        self.archive.submit(batch)
 
 
 class ScanError(RuntimeError):
@@ -183,6 +213,7 @@ class Scanner:
         self.engine: ComputeEngine | None = None
         self.store: RedisStore | None = None
         self.archive: ArchiveWriter | None = None
+        self.outputs: Fanout | None = None
         self.started_wall_ns = 0
         self._compute_thread: threading.Thread | None = None
         self._compute_stop = threading.Event()
@@ -322,26 +353,11 @@ class Scanner:
             while not self._compute_stop.is_set() or not self.raw.empty():
                 frames = self.raw.get_many(512, timeout=0.05, max_bytes=self._batch_bytes)
                 if frames:
-                    self._emit(self.engine.process(frames, sink=self._emit))
+                    self.engine.process(frames)
                 trimmer.maybe_trim()
         except Exception as exc:
             self.compute_error = f"compute thread failed: {type(exc).__name__}: {exc}"
             log.exception("compute thread failed")
-
-    def _emit(self, batch: StoreBatch) -> None:
-        """A compute step's writes, to the store and the archive."""
-        self.out.put(batch)
-        if self.archive is not None:
-            self.archive.submit(batch)
-
-    def _sink_alerts(self, alerts: list[AlertRecord]) -> None:
-        """The compute thread's alerts of one minute, the moment they are decided: to the
-        store (which writes them ahead of pending state) and the archive, before the
-        minute's other writes (:attr:`ComputeEngine.alert_sink`)."""
-        batch = StoreBatch(alerts=alerts)
-        self.out.put(batch)
-        if self.archive is not None:
-            self.archive.submit(batch)
 
     def start(self) -> None:
         """Connect Redis, start the store, compute and feed threads (and the replay server).
@@ -377,16 +393,6 @@ class Scanner:
             alerts=cfg.redis.ttl_days.alerts * day,
             runs=cfg.redis.ttl_days.runs * day,
         )
-        self.engine = ComputeEngine(
-            self.universe,
-            cfg,
-            self.patterns,
-            self._averages(),
-            self._restored_volume(self.redis),
-            node=self.opts.node,
-            replaying=self.session is not None,
-        )
-        self.engine.alert_sink = self._sink_alerts
         self.store = RedisStore(
             self.redis,
             self.out,
@@ -399,6 +405,20 @@ class Scanner:
         )
         self.store.start()
         self.archive = start_archive(cfg, self.opts.node)
+        sinks: dict[str, Sink] = {"redis": _QueueSink(self.out)}
+        if self.archive is not None:
+            sinks["archive"] = _ArchiveSink(self.archive)
+        self.outputs = Fanout(sinks)  # the compute engine's one output port
+        self.engine = ComputeEngine(
+            self.universe,
+            cfg,
+            self.patterns,
+            self._averages(),
+            self._restored_volume(self.redis),
+            node=self.opts.node,
+            replaying=self.session is not None,
+            outputs=self.outputs,
+        )
         self.started_wall_ns = time.time_ns()
         self._compute_thread = threading.Thread(
             target=self._compute_loop, name="compute", daemon=True
@@ -479,7 +499,7 @@ class Scanner:
         if self.compute_error:  # also when it failed while draining the raw queue
             self.stop_reason = self.compute_error
         else:  # after a failure the engine's state is not trusted
-            self._emit(self.engine.finish())
+            self.engine.finish()
         summary = self.summary()
         date = int(summary.values.get("session_date") or 0)
         if date:
@@ -542,6 +562,7 @@ class Scanner:
             "raw_queue_high_water": self.raw.stats.high_water,
             "out_queue_high_water": self.out.stats.high_water,
             "feed_reconnects": sum(f.stats.reconnects for f in self.feeds),
+            "sink_errors": dict(self.outputs.errors) if self.outputs is not None else {},
             **feed_summary(self.feeds),
         }
         return ScanSummary(vals)

@@ -7,8 +7,9 @@ instrument slots, turns cumulative volume into incremental volume
 (:class:`~aion.volume.state.VolumeStateManager`), builds 1-minute bars
 (:class:`~aion.bars.builder.BarBuilder`) and, for each closed regular bar,
 updates the indicator core, runs the pattern engine, sizes signals with the
-risk manager and filters them through the alert manager. Everything it wants
-persisted goes to the store thread as one :class:`~aion.store.writer.StoreBatch`.
+risk manager and filters them through the alert manager. Everything it produces leaves
+through one :class:`~aion.pipeline.outputs.Outputs` port: each minute's alerts the moment
+they are decided, and the step's writes as :class:`~aion.store.writer.StoreBatch` objects.
 
 Time is exchange time only: ticks without an exchange timestamp (ltp and index
 quote packets) take the latest exchange time seen on the feed; a tick before
@@ -17,7 +18,6 @@ any exchange time is known is counted as ``untimed`` and skipped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +46,7 @@ from aion.options.symbols import underlying_symbol
 from aion.patterns.frame import HISTORY_FIELDS, MinuteFrame
 from aion.patterns.registry import InstrumentView, PatternEngine
 from aion.pipeline.book import BOOK_FIELDS, BookTracker
+from aion.pipeline.outputs import CollectedOutputs, Outputs
 from aion.pipeline.ticks import TickPath
 from aion.risk.manager import RiskManager
 from aion.store import keys
@@ -158,6 +159,9 @@ class ComputeEngine:
             (used only when its ``session_date`` equals the tick's session).
         node: process name for cross-instrument keys.
         replaying: a replayed session (the alert manager's market-hours guard is off).
+        outputs: where alerts and writes go (:class:`~aion.pipeline.outputs.Outputs`); by
+            default a :class:`~aion.pipeline.outputs.CollectedOutputs` kept in
+            :attr:`outputs`.
     """
 
     def __init__(
@@ -169,7 +173,9 @@ class ComputeEngine:
         restored_volume: dict[str, dict[str, int]] | None = None,
         node: str = "main",
         replaying: bool = False,
+        outputs: Outputs | None = None,
     ) -> None:
+        self.outputs: Outputs = outputs if outputs is not None else CollectedOutputs()
         self.config = config
         self.node = node
         self.patterns = patterns
@@ -222,10 +228,6 @@ class ComputeEngine:
         self._tick_keys = [keys.tick(i.symbol) for i in self.slot_inst]
         self._volume_keys = [keys.volume_state(i.symbol) for i in self.slot_inst]
         self._indicator_keys = [keys.indicators(i.symbol) for i in self.slot_inst]
-        self.alert_sink: Callable[[list[AlertRecord]], None] | None = None
-        """Where each minute's alerts go the moment they are decided (the app hands them to
-        the store and the archive ahead of the minute's other writes); None: into the
-        returned :class:`StoreBatch`."""
 
     # -- decoding ----------------------------------------------------------------------------
 
@@ -255,29 +257,25 @@ class ComputeEngine:
 
     # -- the batch ---------------------------------------------------------------------------
 
-    def process(
-        self,
-        frames: list[tuple[int, str, bytes]],
-        sink: Callable[[StoreBatch], None] | None = None,
-    ) -> StoreBatch:
+    def process(self, frames: list[tuple[int, str, bytes]]) -> None:
         """Run one batch of raw frames ``(recv_ns, connection, bytes)`` through the pipeline.
 
-        Returns the store writes of the frames. With ``sink``, the writes are cut after each
-        chunk (:data:`MAX_CHUNK_PACKETS`) that closed bars when more chunks follow: the part
-        so far goes to ``sink`` and the returned batch holds the rest. A fast replay of a
-        sparse feed takes several exchange minutes off the raw queue in one step (5 minutes
-        of 9,000 instruments at 4 ticks per minute, about 120 MiB of writes), and one
-        allocation of that size per step made the heap grow all session long; cut, a batch
-        holds the minute closes of one chunk at most. The writes are the same either way.
+        Alerts go to :meth:`Outputs.alerts` as each minute decides them; the writes go to
+        :meth:`Outputs.writes` after each chunk (:data:`MAX_CHUNK_PACKETS`) that closed bars
+        when more chunks follow, and the rest at the end. A fast replay of a sparse feed takes
+        several exchange minutes off the raw queue in one step (5 minutes of 9,000
+        instruments at 4 ticks per minute, about 120 MiB of writes); cut, a batch holds the
+        minute closes of one chunk at most, so no step allocates one block of that size. The
+        writes are the same however the step is cut.
         """
         batch = StoreBatch()
         parts = _chunks(frames, MAX_CHUNK_PACKETS)  # bounded arrays, same results
         for i, chunk in enumerate(parts):
             closed = self._process_ticks(self._decode(chunk), batch)
-            if closed and sink is not None and i + 1 < len(parts):
-                sink(self._seal(batch))
+            if closed and i + 1 < len(parts):
+                self.outputs.writes(self._seal(batch))
                 batch = StoreBatch()
-        return self._seal(batch)
+        self.outputs.writes(self._seal(batch))
 
     def _seal(self, batch: StoreBatch) -> StoreBatch:
         """Adds the latest ticks, gap records and feed progress to ``batch``."""
@@ -379,7 +377,7 @@ class ComputeEngine:
 
         Per minute group (a chunk may close several minutes) the alert path runs first:
         indicators, analytics columns, detectors, risk, the alert manager; the alerts go to
-        :attr:`alert_sink` at once (else into ``batch.alerts``). Only then the group's
+        :meth:`Outputs.alerts` at once. Only then the group's
         RVOL/profile and indicator hashes; after every group the bar texts, volume states and
         roll-ups. Each stage sees the same state as in any other order (the analytics'
         records read what the group's own update left), so alerts and writes are unchanged.
@@ -431,10 +429,8 @@ class ComputeEngine:
                 self.alerts.append(alert)
                 self.recent_alerts = [*self.recent_alerts, alert][-10:]
                 records.append(AlertRecord(alert.date, alert.stream_id, alert.fields()))
-            if records and self.alert_sink is not None:
-                self.alert_sink(records)
-            else:
-                batch.alerts.extend(records)
+            if records:
+                self.outputs.alerts(records)
             self.analytics.record_bars(group, dates_g, va, batch)
             self._write_indicators(group, ind, batch)
 
@@ -547,11 +543,12 @@ class ComputeEngine:
             mean_range=float(f.mean_range[j]),
         )
 
-    def finish(self) -> StoreBatch:
-        """Close every forming bar (end of session or shutdown) and return what it produced."""
+    def finish(self) -> None:
+        """Close every forming bar (end of session or shutdown); what it produced goes to the
+        outputs like a step's."""
         batch = StoreBatch()
         closed = self.bars.close_all()
         if closed.shape[0]:
             self._on_bars(closed, batch)
         self.analytics.finish(batch)
-        return batch
+        self.outputs.writes(batch)

@@ -16,6 +16,7 @@ from aion.kite.protocol import TICK_DTYPE, encode_frame
 from aion.market.time import from_ist
 from aion.patterns.registry import PatternEngine
 from aion.pipeline.compute import ComputeEngine
+from aion.pipeline.outputs import CollectedOutputs
 from aion.store import keys
 
 T0 = from_ist(dt.date(2022, 11, 11), 9, 20, 5)
@@ -61,9 +62,17 @@ def test_absurd_ticks_are_rejected_one_by_one_with_counters(tmp_path: Path) -> N
     assert (snap["first_cumulative"], snap["last_cumulative"]) == (1000, 2100)
     assert snap["incremental_total"] == 1100
     # the bar holds the good ticks' prices only (the rejected ones must not shift the columns)
-    batch = eng.finish()
+    eng.finish()
+    out = eng.outputs
+    assert isinstance(out, CollectedOutputs)
     key = keys.bars_1m("NSE:HDFCBANK", 20221111)
-    bars = [json.loads(v) for k, fields in batch.bars if k == key for v in fields.values()]
+    bars = [
+        json.loads(v)
+        for b in out.batches
+        for k, fields in b.bars
+        if k == key
+        for v in fields.values()
+    ]
     assert len(bars) == 1
     b = bars[0]
     assert (b["open"], b["high"], b["low"], b["close"]) == (1600.0, 1602.5, 1600.0, 1602.5)

@@ -26,6 +26,7 @@ from aion.config import load_config, load_patterns
 from aion.market.time import SEGMENT_NAMES, minute_of_day_ist
 from aion.patterns.registry import PatternEngine
 from aion.pipeline.compute import ComputeEngine
+from aion.pipeline.outputs import CollectedOutputs
 from aion.pipeline.queues import BoundedQueue
 from aion.replay.builder import build_session
 from aion.replay.session_file import Session, read_session
@@ -143,13 +144,15 @@ def _engine_batches(session: Session) -> tuple[ComputeEngine, list[StoreBatch]]:
     factors = read_adjustment_factors(bundled_adjustment_factors())
     avgs = daily_averages(bundled_daily_dir(), DAY, cfg.volume.average_days, factors, wanted)
     avg = {k: a.avg_volume for k, a in avgs.items()}
-    eng = ComputeEngine(insts, cfg, PatternEngine(load_patterns()), avg, {}, replaying=True)
-    batches = []
+    out = CollectedOutputs()
+    eng = ComputeEngine(
+        insts, cfg, PatternEngine(load_patterns()), avg, {}, replaying=True, outputs=out
+    )
     for i in range(0, len(session.frames), 40):
         part = zip(session.ts_ns[i : i + 40], session.frames[i : i + 40], strict=True)
-        batches.append(eng.process([(int(t), "c0", f) for t, f in part]))
-    batches.append(eng.finish())
-    return eng, batches
+        eng.process([(int(t), "c0", f) for t, f in part])
+    eng.finish()
+    return eng, out.received
 
 
 def test_replayed_session_archives_exactly_what_the_text_parses_to(

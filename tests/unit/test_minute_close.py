@@ -1,8 +1,8 @@
 """The minute close decides alerts before its store writes (issue 8, frame-to-alert latency):
-with an alert sink the alerts leave the compute step the moment a minute's alert manager
-decided them, identical (ids, order, fields) to the alerts of a run without a sink, and
-before that minute's indicator and analytics writes; the indicator hash is the
-independently rounded indicator values."""
+the alerts leave the compute step through the output port the moment a minute's alert
+manager decided them, before that minute's indicator and analytics writes, and never inside
+a writes batch; the indicator hash is the independently rounded indicator values; cutting
+a step into chunks changes no write."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from aion.config import load_config, load_patterns
 from aion.market.time import minute_of_day_ist
 from aion.patterns.registry import PatternEngine
 from aion.pipeline.compute import ComputeEngine
+from aion.pipeline.outputs import CollectedOutputs
 from aion.replay.builder import build_session
 from aion.replay.session_file import Session, read_session
 from aion.store import keys
@@ -40,52 +41,59 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
     return read_session(out)
 
 
-def _engine(session: Session) -> ComputeEngine:
+def _engine(session: Session, outputs: CollectedOutputs | None = None) -> ComputeEngine:
     insts = {i.instrument_token: i for i in session.instruments()}
     cfg = load_config()
     wanted = {i.tradingsymbol for i in insts.values() if i.exchange == "NSE"}
     factors = read_adjustment_factors(bundled_adjustment_factors())
     avgs = daily_averages(bundled_daily_dir(), DAY, cfg.volume.average_days, factors, wanted)
     avg = {k: a.avg_volume for k, a in avgs.items()}
-    return ComputeEngine(insts, cfg, PatternEngine(load_patterns()), avg, {}, replaying=True)
+    return ComputeEngine(
+        insts, cfg, PatternEngine(load_patterns()), avg, {}, replaying=True, outputs=outputs
+    )
 
 
 def _run(eng: ComputeEngine, session: Session) -> list[StoreBatch]:
-    batches = []
+    """Everything the engine output over the session (50 frames a step), in call order."""
+    out = eng.outputs
+    assert isinstance(out, CollectedOutputs)
     for i in range(0, len(session.frames), 50):
         part = zip(session.ts_ns[i : i + 50], session.frames[i : i + 50], strict=True)
-        batches.append(eng.process([(int(t), "c0", f) for t, f in part]))
-    batches.append(eng.finish())
-    return batches
+        eng.process([(int(t), "c0", f) for t, f in part])
+    eng.finish()
+    return out.received
 
 
-def test_sunk_alerts_equal_batch_alerts_and_precede_the_minute_writes(session: Session) -> None:
-    plain = _engine(session)
-    want = [a for b in _run(plain, session) for a in b.alerts]
-    assert len(want) >= 5  # the session raises alerts: the comparison below is not vacuous
+class _Recording(CollectedOutputs):
+    """Also notes the bar minute of each alerts call."""
 
-    eng = _engine(session)
-    events: list[tuple[str, int]] = []  # ("alerts" | "indicators", minute of day IST)
-    sunk: list[AlertRecord] = []
+    def __init__(self, events: list[tuple[str, int]]) -> None:
+        super().__init__()
+        self.events = events
 
-    def sink(records: list[AlertRecord]) -> None:
-        sunk.extend(records)
+    def alerts(self, records: list[AlertRecord]) -> None:
+        super().alerts(records)
         (minute,) = {int(r.stream_id.split("-")[0]) // 1000 - 60 for r in records}
-        events.append(("alerts", int(minute_of_day_ist(np.array([minute]))[0])))
+        self.events.append(("alerts", int(minute_of_day_ist(np.array([minute]))[0])))
 
+
+def test_alerts_leave_first_and_only_through_the_alerts_port(session: Session) -> None:
+    events: list[tuple[str, int]] = []  # ("alerts" | "indicators", minute of day IST)
+    out = _Recording(events)
+    eng = _engine(session, out)
     write_indicators = eng._write_indicators
 
     def recorded(group: np.ndarray, ind: dict[str, np.ndarray], batch: StoreBatch) -> None:
         events.append(("indicators", int(minute_of_day_ist(group["start"][:1])[0])))
         write_indicators(group, ind, batch)
 
-    eng.alert_sink = sink
     eng._write_indicators = recorded  # type: ignore[method-assign]
-    batches = _run(eng, session)
-    assert all(not b.alerts for b in batches)  # every alert went through the sink
-    assert [(r.stream_id, r.date, r.fields) for r in sunk] == [
-        (r.stream_id, r.date, r.fields) for r in want
-    ]
+    _run(eng, session)
+    sunk = out.alert_records
+    assert len(sunk) >= 5  # the session raises alerts: the checks below are not vacuous
+    assert all(not b.alerts for b in out.batches)  # no alert inside a writes batch
+    assert [r.stream_id for r in sunk] == [a.stream_id for a in eng.alerts]
+    assert any(what == "alerts" for what, _ in events)
     for i, (what, minute) in enumerate(events):
         if what == "alerts":  # the same minute's indicator hashes come right after
             assert events[i + 1] == ("indicators", minute)
@@ -98,7 +106,7 @@ def _reference_text(x: float) -> str:
 
 
 def test_indicator_hash_holds_the_rounded_latest_values(session: Session) -> None:
-    eng = _engine(session)
+    eng = _engine(session, CollectedOutputs())
     state: dict[str, dict[str, str]] = {}
     bars: dict[str, dict[str, str]] = {}
     for b in _run(eng, session):
@@ -144,25 +152,28 @@ def _merged(batches: list[StoreBatch]) -> tuple[dict, dict, list, list]:
 def test_a_step_cut_at_minute_closes_writes_the_same(
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``process(frames, sink)`` hands the writes so far to ``sink`` after each chunk that
+    """``process(frames)`` hands the writes so far to the outputs after each chunk that
     closed bars: a step spanning many minutes becomes batches of a chunk's closes each, and
-    together they write exactly what the uncut step writes."""
+    together they write exactly what the same steps write in one chunk each."""
     import aion.pipeline.compute as compute
 
-    monkeypatch.setattr(compute, "MAX_CHUNK_PACKETS", 40)  # many chunks per step
     steps = [
         [(int(t), "c0", f) for t, f in zip(session.ts_ns[i : i + 400],
                                              session.frames[i : i + 400], strict=True)]
         for i in range(0, len(session.frames), 400)
     ]  # fmt: skip
-    plain = _engine(session)
-    whole = [plain.process(frames) for frames in steps] + [plain.finish()]
 
-    eng = _engine(session)
-    cut: list[StoreBatch] = []
-    for frames in steps:
-        cut.append(eng.process(frames, sink=cut.append))
-    cut.append(eng.finish())
+    def run() -> list[StoreBatch]:
+        out = CollectedOutputs()
+        eng = _engine(session, out)
+        for frames in steps:
+            eng.process(frames)
+        eng.finish()
+        return out.received
+
+    whole = run()  # a step of 400 frames is one chunk
+    monkeypatch.setattr(compute, "MAX_CHUNK_PACKETS", 40)  # many chunks per step
+    cut = run()
 
     assert len(cut) > 3 * len(whole)  # the steps were cut
     per_batch = [len({r[1] for c in b.bar_columns for r in c.bars.tolist()}) for b in cut]
@@ -170,4 +181,4 @@ def test_a_step_cut_at_minute_closes_writes_the_same(
         len({r[1] for c in b.bar_columns for r in c.bars.tolist()}) for b in whole
     )
     assert _merged(cut) == _merged(whole)
-    assert _merged(whole)[1] and _merged(whole)[3]  # not vacuous: bars were written
+    assert _merged(whole)[1] and _merged(whole)[3] and _merged(whole)[2]  # not vacuous
