@@ -12,14 +12,14 @@ help:  ## list the targets
 $(BIN)/aion: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
 	@touch $@
 
 setup: $(BIN)/aion  ## create .venv and install aion with its test and dev tools
 
 $(SESSION): $(BIN)/aion
 	@mkdir -p $(dir $@)
-	$(BIN)/aion session build --bars aion/data/intraday_1min_2022-11-11 --date 2022-11-11 --out $@
+	@$(BIN)/aion session build --bars aion/data/intraday_1min_2022-11-11 --date 2022-11-11 --out $@
 
 session: $(SESSION)  ## build the bundled real 2022-11-11 NSE session file
 

@@ -1,7 +1,8 @@
-"""The rich live view of a running scan and the final summary table."""
+"""The rich live view of a running scan and the final summary."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from rich.console import Group
@@ -67,11 +68,16 @@ class LiveView:
         return Group(stats, alerts)
 
 
-def summary_table(values: dict) -> Table:
-    """The final summary as a two-column table."""
-    t = Table(title="scan summary", show_header=False)
-    t.add_column("k", style="bold")
-    t.add_column("v", justify="right")
+def summary_pairs(values: dict) -> list[tuple[str, str]]:
+    """The final summary as ``(name, text)`` pairs: integers with thousands separators, dicts
+    and lists as compact JSON (the JSON schema is ``aion scan --json``)."""
+    out = []
     for k, v in values.items():
-        t.add_row(k, f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v))
-    return t
+        if isinstance(v, int) and not isinstance(v, bool):
+            text = f"{v:,}"
+        elif isinstance(v, dict | list):
+            text = json.dumps(v, separators=(",", ":")) if v else "-"
+        else:
+            text = str(v)
+        out.append((k, text))
+    return out

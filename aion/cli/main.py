@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import sys
 import time
@@ -11,12 +10,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 
 from aion.app import ScanError, Scanner, ScanOptions, install_signal_handlers, resolve_credentials
 from aion.cli.kite_cmd import kite_app
+from aion.cli.output import (
+    console,
+    err,
+    on_terminal,
+    print_json,
+    print_line,
+    print_pairs,
+    print_table,
+)
 from aion.cli.premarket_cmd import premarket_app
 from aion.cli.record_cmd import record
 from aion.cli.replay_cmd import replay_app
@@ -41,8 +47,6 @@ app.command("rvol")(rvol)
 app.command("validate")(validate)
 app.command("record")(record)
 
-console = Console()
-err = Console(stderr=True)
 _log = logging.getLogger("aion.cli")
 
 ConfigDir = Annotated[
@@ -167,9 +171,9 @@ def scan(
         _fail(str(exc))
         return
     install_signal_handlers(scanner)
-    from aion.cli.live import LiveView, summary_table
+    from aion.cli.live import LiveView, summary_pairs
 
-    show_live = live and console.is_terminal and not json_out
+    show_live = live and on_terminal() and not json_out
     try:
         if show_live:
             with Live(LiveView(scanner), console=console, refresh_per_second=4):
@@ -187,19 +191,25 @@ def scan(
     if scanner.compute_error:  # a bug: the traceback is in the log, exit code 1
         _fail(scanner.compute_error, 1)
     if json_out:
-        print(json.dumps(summary.values))
-    else:
-        console.print(summary_table(summary.values))
-        if scanner.engine is not None and scanner.engine.alerts:
-            console.print(f"{len(scanner.engine.alerts)} alerts; first ones:")
-            for a in scanner.engine.alerts[:10]:
-                f = a.fields()
-                console.print(
-                    f"  {f['bar_time']} {a.symbol:<16} {a.pattern:<13} {a.direction:<5} "
-                    f"conf {f['confidence']} entry {f['entry']} stop {f['stop']} "
-                    f"target {f['target']} qty {f['quantity']}",
-                    highlight=False,
-                )
+        print_json(summary.values)
+        return
+    print_pairs("scan summary", summary_pairs(summary.values))
+    alerts = scanner.engine.alerts if scanner.engine is not None else []
+    if alerts:
+        print_line(f"{len(alerts)} alerts; first ones (bar time IST, prices in rupees):")
+        for a in alerts[:10]:
+            f = a.fields()
+            print_line(
+                f"  {f['bar_time']} {a.symbol:<16} {a.pattern:<13} {a.direction:<5} "
+                f"conf {f['confidence']} entry {f['entry']} stop {f['stop']} "
+                f"target {f['target']} qty {f['quantity']}"
+            )
+    d = summary.values.get("session_date") or ""
+    day = f" --date {str(d)[:4]}-{str(d)[4:6]}-{str(d)[6:]}" if d else ""
+    print_line(
+        f"next: aion bars --symbol NSE:HDFCBANK{day} | aion health | aion validate{day} | "
+        "aion premarket refresh-averages (20/55-day averages for RVOL)"
+    )
 
 
 def _redis_for_reading(cfg: AionConfig) -> tuple[Any, Any]:
@@ -217,15 +227,18 @@ def bars(
     date: Annotated[
         str | None, typer.Option(help="trading date YYYY-MM-DD (default: latest)")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table or csv")] = "table",
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
     extended: Annotated[bool, typer.Option(help="include pre-open and post-close bars")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
     config_dir: ConfigDir = None,
 ) -> None:
     """Print the 1-minute bars (start-labelled, IST) of one instrument from Redis."""
     from aion.store.queries import known_dates, read_bars
 
-    if fmt not in ("table", "csv"):
-        _fail("--format must be table or csv")
+    if json_out:
+        fmt = "json"
+    if fmt not in ("table", "csv", "json"):
+        _fail("--format must be table, csv or json")
     cfg = _config(config_dir)
     try:
         client, pr = _redis_for_reading(cfg)
@@ -253,18 +266,21 @@ def bars(
     if not rows:
         _fail(f"no bars for {symbol} on {d}", 1)
     cols = ["time", "open", "high", "low", "close", "volume", "oi", "ticks", "segment"]
+    if fmt == "json":
+        print_json({"symbol": symbol, "date": d, "bars": [{c: r[c] for c in cols} for r in rows]})
+        return
     if fmt == "csv":
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(["date", *cols])
         for r in rows:
             w.writerow([d, *[r[c] for c in cols]])
         return
-    t = Table(title=f"{symbol} 1-minute bars {d} (IST, start-labelled)")
-    for c in cols:
-        t.add_column(c, justify="right")
-    for r in rows:
-        t.add_row(*[f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in cols])
-    console.print(t)
+    print_table(
+        f"{symbol} 1-minute bars {d} (IST, start-labelled; prices in rupees, volume in shares)",
+        cols,
+        [[f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in cols] for r in rows],
+        right=cols[1:-1],
+    )
 
 
 @app.command()
@@ -276,14 +292,19 @@ def health(
 
     Exit code 0 healthy, 1 degraded, 2 down or misconfigured.
     """
-    from aion.ops.health import EXIT_CODES, health_table, run_health
+    from aion.ops.health import EXIT_CODES, GRADE_COLOURS, health_rows, run_health
 
     cfg = _config(config_dir)
     report = run_health(cfg)
     if json_out:
-        print(json.dumps(report, default=str))
+        print_json(report)
     else:
-        console.print(health_table(report))
+        print_table(
+            f"aion health: {report['status']}",
+            ["check", "status", "value", "detail"],
+            health_rows(report),
+            colours={"status": GRADE_COLOURS},
+        )
     raise typer.Exit(EXIT_CODES[str(report["status"])])
 
 
@@ -295,6 +316,7 @@ def audit(
     health_check: Annotated[
         bool, typer.Option("--health/--no-health", help="include an aion health snapshot")
     ] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     config_dir: ConfigDir = None,
 ) -> None:
     """Nightly data-quality audit of an archived day: Markdown + HTML reports; exit 1 on failure."""
@@ -307,19 +329,34 @@ def audit(
     except (ValueError, LookupError) as exc:
         _fail(str(exc))
         return
-    t = Table(title=f"aion audit {result.date}: {'FAILED' if result.failed else 'passed'}")
-    for col in ("check", "status", "summary"):
-        t.add_column(col)
-    colour = {"pass": "green", "warn": "yellow", "fail": "red"}
-    for c in result.checks:
-        t.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", c.summary)
-    console.print(t)
-    console.print(f"reports: {md} {page}", highlight=False, soft_wrap=True)
+    if json_out:
+        print_json(
+            {
+                "date": str(result.date),
+                "failed": result.failed,
+                "checks": [
+                    {"name": c.name, "status": c.status, "summary": c.summary}
+                    for c in result.checks
+                ],
+                "reports": [str(md), str(page)],
+            }
+        )
+        raise typer.Exit(1 if result.failed else 0)
+    print_table(
+        f"aion audit {result.date}: {'FAILED' if result.failed else 'passed'}",
+        ["check", "status", "summary"],
+        [[c.name, c.status, c.summary] for c in result.checks],
+        colours={"status": {"pass": "green", "warn": "yellow", "fail": "red"}},
+    )
+    print_line(f"reports: {md} {page}")
     raise typer.Exit(1 if result.failed else 0)
 
 
 @app.command()
-def patterns(config_dir: ConfigDir = None) -> None:
+def patterns(
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    config_dir: ConfigDir = None,
+) -> None:
     """List the registered detectors, their parameters and whether patterns.yaml enables them."""
     from aion.config import load_patterns
     from aion.patterns.registry import FAMILIES, PatternEngine, known_detectors
@@ -331,17 +368,39 @@ def patterns(config_dir: ConfigDir = None) -> None:
         _fail(str(exc))
         return
     enabled = {p.name: p for p in configs}
-    t = Table(title="detectors (config/patterns.yaml; rules and formulas: README ## Patterns)")
-    for c in ("family", "name", "on", "min conf", "cooldown s", "description", "parameters"):
-        t.add_column(c)
-    dets = known_detectors().values()
-    for det in sorted(dets, key=lambda d: (FAMILIES.index(d.family), d.name)):
+    dets = sorted(known_detectors().values(), key=lambda d: (FAMILIES.index(d.family), d.name))
+    listing: list[dict[str, Any]] = []
+    for det in dets:
         p = enabled.get(det.name)
-        params = "\n".join(
-            f"{k}={(p.params.get(k, d) if p else d)!r}" for k, (d, _h) in det.params.items()
+        listing.append(
+            {
+                "family": det.family,
+                "name": det.name,
+                "enabled": bool(p and p.enabled),
+                "min_confidence": None if p is None else p.min_confidence,
+                "cooldown_s": None if p is None else p.cooldown_s,
+                "description": det.description,
+                "parameters": {
+                    k: (p.params.get(k, d) if p else d) for k, (d, _h) in det.params.items()
+                },
+            }
         )
-        conf = "-" if p is None or p.min_confidence is None else f"{p.min_confidence:.2f}"
-        cooldown = str(p.cooldown_s) if p else "-"
-        on = "yes" if p and p.enabled else "no"
-        t.add_row(det.family, det.name, on, conf, cooldown, det.description, params)
-    console.print(t)
+    if json_out:
+        print_json({"detectors": listing})
+        return
+    print_table(
+        "detectors (config/patterns.yaml; rules and formulas: README ## Patterns)",
+        ["family", "name", "on", "min conf", "cooldown s", "description", "parameters"],
+        [
+            [
+                d["family"],
+                d["name"],
+                "yes" if d["enabled"] else "no",
+                "-" if d["min_confidence"] is None else f"{d['min_confidence']:.2f}",
+                "-" if d["cooldown_s"] is None else str(d["cooldown_s"]),
+                d["description"],
+                "\n".join(f"{k}={v!r}" for k, v in d["parameters"].items()),
+            ]
+            for d in listing
+        ],
+    )

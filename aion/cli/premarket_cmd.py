@@ -21,10 +21,9 @@ from typing import Annotated
 
 import polars as pl
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
+from aion.cli.output import console, err, print_table
 from aion.config import AionConfig, ConfigError, load_config
 from aion.market.calendar import MarketCalendar
 from aion.market.time import IST, parse_date
@@ -53,8 +52,6 @@ premarket_app = typer.Typer(
     help="Pre-market preparation: daily averages, breakout levels, time-of-day baselines.",
     no_args_is_help=True,
 )
-console = Console()
-err = Console(stderr=True)
 
 _DAY_S = 86_400
 
@@ -137,7 +134,7 @@ def prepare_baselines(
     inputs = baseline_inputs(intraday, daily, bc.sessions, bc.min_sessions)
     with Progress(
         TextColumn("intraday history"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.description}"), console=console, transient=True,
+        TextColumn("{task.description}"), console=err, transient=True,
     ) as progress:  # fmt: skip
         task = progress.add_task("", total=inputs.intraday_files)
         learnt = learn_baselines(
@@ -251,7 +248,7 @@ def refresh_averages(
         _fail(f"no daily candle files (<SYMBOL>_day_*.csv[.gz]) to read in {hist}")
     with Progress(
         TextColumn("daily history"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.description}"), console=console, transient=True,
+        TextColumn("{task.description}"), console=err, transient=True,
     ) as progress:  # fmt: skip
         task = progress.add_task("", total=total)
         avgs, skipped = premarket_averages(
@@ -297,11 +294,8 @@ def refresh_averages(
                 highlight=False, soft_wrap=True,
             )  # fmt: skip
     if skipped:
-        t = Table(title="skipped")
-        t.add_column("instrument")
-        t.add_column("reason")
-        for s, why in sorted(skipped.items()):
-            t.add_row(s, why)
-        console.print(t)
+        print_table(
+            "skipped", ["instrument", "reason"], [[s, why] for s, why in sorted(skipped.items())]
+        )
     if not avgs:
         raise typer.Exit(1)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from aion.cli.output import err, print_line, print_pairs, print_table
 
 session_app = typer.Typer(
     help="Build and inspect session files (timestamped Kite binary frames).",
@@ -63,11 +63,13 @@ def build(
     more_bars: list[Path] = typer.Argument(
         None, help="more bar files/directories", metavar="[PATH]..."
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="also list every instrument (vendor name, token, lot)"
+    ),
 ) -> None:
-    """Build the session of --date from vendor bars into --out and print a summary."""
+    """Build the session of --date from vendor bars into --out and print one summary line."""
     from aion.replay.builder import build_session
 
-    console = Console()
     paths = [*bars, *(more_bars or [])]
     try:
         res = build_session(
@@ -80,7 +82,7 @@ def build(
             ticks_per_minute=ticks_per_minute,
         )
     except (ValueError, KeyError, OSError) as exc:
-        console.print(f"[red]session build failed:[/red] {exc}")
+        err.print(f"[red]session build failed:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
     if replicate:
         from aion.replay.replicate import replicate_file
@@ -88,39 +90,57 @@ def build(
         try:
             rep = replicate_file(out, replicate, window)
         except (ValueError, OSError) as exc:
-            console.print(f"[red]session build failed:[/red] {exc}")
+            err.print(f"[red]session build failed:[/red] {exc}", soft_wrap=True)
             raise typer.Exit(1) from None
-        console.print(
+        print_line(
             f"replicated to {rep.instruments:,} instruments ({rep.copies:,} copies): "
             f"{rep.frames:,} frames, {rep.ticks:,} ticks, {rep.bytes:,} bytes -> {rep.path}"
         )
         return
 
-    table = Table(title=f"session {res.date.isoformat()} -> {res.path}", show_header=False)
-    table.add_column("what", style="bold")
-    table.add_column("value")
-    table.add_row("instruments", str(len(res.instruments)))
-    table.add_row("frames", f"{res.frames:,}")
-    table.add_row("ticks", f"{res.ticks:,}")
-    table.add_row("first frame", _ist(res.first_ns))
-    table.add_row("last frame", _ist(res.last_ns))
-    table.add_row("file size", f"{res.bytes:,} bytes")
-    table.add_row("synthesised tokens", ", ".join(res.synthesised) or "-")
-    table.add_row("previous close", f"{len(res.prev_close)} of {len(res.instruments)} instruments")
-    console.print(table)
-    syms = Table(title="instruments", show_lines=False)
-    for col in ("vendor", "symbol", "token", "type", "expiry", "lot"):
-        syms.add_column(col)
-    for inst in res.instruments:
-        syms.add_row(
-            res.vendor_symbols[inst.instrument_token],
-            inst.symbol,
-            str(inst.instrument_token),
-            "INDEX" if inst.is_index else inst.instrument_type,
-            inst.expiry.isoformat() if inst.expiry else "",
-            str(inst.lot_size),
+    n = len(res.instruments)
+    print_line(
+        f"session {res.date.isoformat()} -> {res.path}: {n} instruments, {res.frames:,} frames, "
+        f"{res.ticks:,} ticks, {_ist(res.first_ns)} to {_ist(res.last_ns)}, {res.bytes:,} bytes"
+    )
+    if not verbose:
+        return
+    if res.synthesised:
+        print_line(
+            f"  {len(res.synthesised)} instruments not in the bundled Kite instrument master (2022 "
+            "futures, equities renamed since) got deterministic tokens: "
+            + ", ".join(res.synthesised)
         )
-    console.print(syms)
+    if len(res.prev_close) < n:
+        print_line(
+            f"  previous close known for {len(res.prev_close)} of {n} instruments (the bars "
+            "hold no earlier session for the others; their Kite 'close' field is 0)"
+        )
+    print_pairs(
+        "session",
+        [
+            ("file", str(res.path)),
+            ("first frame", _ist(res.first_ns)),
+            ("last frame", _ist(res.last_ns)),
+            ("file size", f"{res.bytes:,} bytes"),
+        ],
+    )
+    print_table(
+        "instruments (lot: contract size in units; indices have none)",
+        ["vendor", "symbol", "token", "type", "expiry", "lot"],
+        [
+            [
+                res.vendor_symbols[inst.instrument_token],
+                inst.symbol,
+                str(inst.instrument_token),
+                "INDEX" if inst.is_index else inst.instrument_type,
+                inst.expiry.isoformat() if inst.expiry else "",
+                "-" if inst.is_index else str(inst.lot_size),
+            ]
+            for inst in res.instruments
+        ],
+        right=["token", "lot"],
+    )
 
 
 def _ist(ns: int) -> str:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from aion.cli.output import print_json, print_table
 
 
 def validate(
@@ -23,6 +23,9 @@ def validate(
         Path | None,
         typer.Option("--out", "-o", help="Markdown file to write (default validation-DATE.md)"),
     ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="print every pattern x window row as JSON")
+    ] = False,
     config_dir: Annotated[
         Path | None,
         typer.Option("--config", help="folder holding aion.yaml and patterns.yaml"),
@@ -80,17 +83,26 @@ def validate(
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         _fail(f"cannot write {path}: {exc}", 1)
-    console = Console()
-    t = Table(title=f"{len(alerts)} alerts of {day.isoformat()}, all patterns -> {path}")
-    for c in ("window", "n", "hit rate", "mean R", "baseline hit rate", "baseline mean R"):
-        t.add_column(c, justify="right")
-    for r in summary.filter(summary["pattern"] == ALL_PATTERNS).iter_rows(named=True):
-        t.add_row(
-            f"{r['window_min']} min",
-            str(r["n"]),
-            f"{r['hit_rate']:.1%}",
-            f"{r['mean_r']:+.2f}",
-            f"{r['base_hit_rate']:.1%}",
-            f"{r['base_mean_r']:+.2f}",
-        )
-    console.print(t)
+    if json_out:
+        print_json(
+            {"date": day.isoformat(), "alerts": len(alerts), "report": str(path),
+             "rows": summary.to_dicts()}
+        )  # fmt: skip
+        return
+    print_table(
+        f"{len(alerts)} alerts of {day.isoformat()}, all patterns -> {path} "
+        "(R: multiples of the stop distance)",
+        ["window", "n", "hit rate", "mean R", "baseline hit rate", "baseline mean R"],
+        [
+            [
+                f"{r['window_min']} min",
+                str(r["n"]),
+                f"{r['hit_rate']:.1%}",
+                f"{r['mean_r']:+.2f}",
+                f"{r['base_hit_rate']:.1%}",
+                f"{r['base_mean_r']:+.2f}",
+            ]
+            for r in summary.filter(summary["pattern"] == ALL_PATTERNS).iter_rows(named=True)
+        ],
+        right=["window", "n", "hit rate", "mean R", "baseline hit rate", "baseline mean R"],
+    )

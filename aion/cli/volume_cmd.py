@@ -7,20 +7,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from aion.cli.output import err, print_table
 from aion.config import ConfigError, load_config
 from aion.market.time import parse_date, ymd
 from aion.store import keys
 from aion.store.queries import read_hash
 from aion.store.server import PrivateRedis, RedisUnavailable, connect
 
-console = Console()
-err = Console(stderr=True)
-
-_COLUMNS = ("time", "volume", "cum_volume", "expected_cum", "rvol_cum", "expected_bar",
-            "rvol_bar", "vix", "regime", "multiplier", "poc")  # fmt: skip
+_COLUMNS = ["time", "volume", "cum_volume", "expected_cum", "rvol_cum", "expected_bar",
+            "rvol_bar", "vix", "regime", "multiplier", "poc"]  # fmt: skip
 
 
 def _fail(line: str, code: int = 2) -> None:
@@ -89,12 +85,16 @@ def rvol(
         for r in rows:
             print(json.dumps(r, sort_keys=True))
         return
-    t = Table(
-        title=f"{symbol} volume statistics {day_ymd} (IST bar start; cumulative after the bar)"
+    print_table(
+        f"{symbol} volume statistics {day_ymd} (IST bar start; cumulative after the bar; "
+        "volumes in shares, prices in rupees)",
+        _COLUMNS,
+        [
+            [
+                f"{r.get(c):.4g}" if isinstance(r.get(c), float) else str(r.get(c, ""))
+                for c in _COLUMNS
+            ]
+            for r in rows
+        ],
+        right=_COLUMNS,
     )
-    for c in _COLUMNS:
-        t.add_column(c, justify="right")
-    for r in rows:
-        t.add_row(*[f"{r.get(c):.4g}" if isinstance(r.get(c), float) else str(r.get(c, ""))
-                    for c in _COLUMNS])  # fmt: skip
-    console.print(t)

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from rich.table import Table
 
 from aion.archive import archive_root
 from aion.config import AionConfig
@@ -189,7 +188,12 @@ def _averages_check(client: redis.Redis, cfg: AionConfig, today: dt.date) -> dic
             d = dt.date.fromisoformat(text)
             latest = d if latest is None or d > latest else latest
     if latest is None:
-        return _check("averages.last_refresh", "info", None, "no averages in Redis (never run)")
+        return _check(
+            "averages.last_refresh",
+            "info",
+            None,
+            "no averages in Redis yet: run `aion premarket refresh-averages` (RVOL needs them)",
+        )
     age = (today - latest).days
     bad = age > cfg.health.averages_max_age_days
     return _check(
@@ -279,7 +283,7 @@ def health_report(
             _check(
                 f"stream.{k}",
                 "degraded" if over else "ok",
-                f"{length} / {maxlen if maxlen is not None else 'unbounded?'}",
+                f"{length} entries / MAXLEN {maxlen if maxlen is not None else 'unbounded?'}",
                 "longer than MAXLEN allows" if over else "",
             )
         )
@@ -318,21 +322,35 @@ def run_health(cfg: AionConfig, now_s: float | None = None) -> dict[str, Any]:
     return merge_store_status(report, cfg.data_dir())
 
 
-def health_table(report: dict[str, Any]) -> Table:
-    """The report as a rich table: one row per check, coloured by grade."""
-    colour = {"ok": "green", "info": "cyan", "degraded": "yellow", "down": "red"}
-    t = Table(title=f"aion health: {report['status']}")
-    for c in ("check", "status", "value", "detail"):
-        t.add_column(c)
-    for c in report["checks"]:
-        st = c["status"]
-        t.add_row(c["name"], f"[{colour[st]}]{st}[/]", str(c["value"]), c["detail"])
+GRADE_COLOURS = {"ok": "green", "info": "cyan", "degraded": "yellow", "down": "red"}
+"""Terminal colour of each check grade."""
+
+
+def _value_text(name: str, value: Any) -> str:
+    """A check's value with its unit: ``*_s`` checks in seconds, none as ``-``."""
+    if value is None:
+        return "-"
+    if name.endswith("_s") and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:,.3f} s"
+    return str(value)
+
+
+def health_rows(report: dict[str, Any]) -> list[list[str]]:
+    """The report as text rows ``[check, status, value, detail]``: one per check (values with
+    their units), then one per scanner's store status."""
+    rows = [
+        [c["name"], c["status"], _value_text(c["name"], c["value"]), c["detail"]]
+        for c in report["checks"]
+    ]
     for node, st in sorted(report.get("scanners", {}).items()):
         reach = "reachable" if st.get("redis_reachable") else "UNREACHABLE"
-        t.add_row(
-            f"scanner.{node}",
-            "",
-            f"Redis {reach}",
-            f"pending {st.get('pending_commands')}, dropped {st.get('dropped_commands')}",
+        rows.append(
+            [
+                f"scanner.{node}",
+                "",
+                f"Redis {reach}",
+                f"pending {st.get('pending_commands')} commands, "
+                f"dropped {st.get('dropped_commands')} commands",
+            ]
         )
-    return t
+    return rows

@@ -228,8 +228,14 @@ def test_cli_build(tmp_path: Path) -> None:
         app, ["session", "build", "--bars", *files, "--date", "2022-11-11", "--out", str(out)]
     )
     assert r.exit_code == 0, r.output
-    assert "frames" in r.output and "NFO:NIFTY22NOVFUT" in r.output
+    assert len(r.output.splitlines()) == 1 and "2 instruments" in r.output  # one line
+    assert "frames" in r.output and "NFO:NIFTY22NOVFUT" not in r.output
     assert len(read_session(out).instruments()) == 2
+    argv = ["session", "build", "--bars", *files, "--date", "2022-11-11", "--out", str(out)]
+    verbose = CliRunner().invoke(app, [*argv, "--verbose"])
+    assert verbose.exit_code == 0, verbose.output
+    assert "NFO:NIFTY22NOVFUT" in verbose.output  # the instrument table
+    assert "deterministic tokens" in verbose.output  # the synthesised token, explained
     bad = CliRunner().invoke(
         app, ["session", "build", "--bars", files[0], "--date", "2022-11-12", "--out", str(out)]
     )
