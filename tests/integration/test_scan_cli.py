@@ -10,6 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from aion.store import keys
+from aion.store.server import connect
+
 
 def _env(**extra: str) -> dict[str, str]:
     env = {
@@ -41,7 +44,14 @@ def test_sigterm_drains_flushes_and_exits_zero(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=_env(REDIS_URL=redis_url, AION_DATA_DIR=str(tmp_path)),
     )  # fmt: skip
-    time.sleep(8.0)  # start-up plus some session time at 600x
+    client = connect(redis_url)
+    deadline = time.monotonic() + 120
+    while not client.exists(keys.feed("main")):  # started: signal handlers are installed
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the scan wrote no feed progress in 120 s"
+        time.sleep(0.2)
+    client.close()
+    time.sleep(2.0)  # some session time at 600x
     assert proc.poll() is None, proc.communicate()
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
