@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 
 from aion.app import ScanError, Scanner, ScanOptions, install_signal_handlers, resolve_credentials
+from aion.cli.dashboard_cmd import dashboard
 from aion.cli.kite_cmd import kite_app
 from aion.cli.premarket_cmd import premarket_app
 from aion.cli.record_cmd import record
@@ -40,6 +41,7 @@ app.add_typer(premarket_app, name="premarket")
 app.command("rvol")(rvol)
 app.command("validate")(validate)
 app.command("record")(record)
+app.command("dashboard")(dashboard)
 
 console = Console()
 err = Console(stderr=True)
