@@ -68,6 +68,9 @@ WAKE_TIMEOUT_S = 15.0
 """An alert stream re-reads the day's stream at least this often (seconds) without a pub/sub
 wake-up: pub/sub is at-most-once, the stream is the record."""
 
+RETRY_MS = 1000
+"""Reconnect delay the event stream asks of the browser's EventSource (ms)."""
+
 _log = logging.getLogger("aion.dashboard")
 
 
@@ -367,7 +370,7 @@ def create_app(cfg: AionConfig, redis_url: str, token: str | None = None) -> Sta
                     if up is not True:
                         up = True
                         msg = {"redis": True, "date": _iso(date)}
-                        yield {"event": "status", "data": json.dumps(msg)}
+                        yield {"event": "status", "data": json.dumps(msg), "retry": RETRY_MS}
                     for row in rows:
                         last_id = row["id"]
                         yield {"event": "alert", "id": row["id"], "data": json.dumps(row)}

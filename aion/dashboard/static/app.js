@@ -307,15 +307,13 @@ async function showInstrument(params) {
     priceLines: drawn,
     series: Object.fromEntries(Object.entries(r.series).map(([k, v]) => [k, v.length])),
     profile: r.profile,
-    loadMs: null,
+    fetchToDrawMs: performance.now() - t0, // API call to chart data set
+    drawnAt: performance.now(), // ms since this page's navigation started
   };
   $("i-title").textContent = `${r.symbol} ${r.date} · ${bars.length} bars of ${r.timeframe} · ${r.alerts.length} alerts`;
   sideTables(r);
   alertList(r.alerts);
-  requestAnimationFrame(() => {
-    drawProfile();
-    state.instrument.loadMs = performance.now() - t0;
-  });
+  requestAnimationFrame(drawProfile);
 }
 
 function kv(table, rows) {
