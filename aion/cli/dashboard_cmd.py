@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,10 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def dashboard(
@@ -77,6 +82,9 @@ def dashboard(
             highlight=False,
             soft_wrap=True,
         )
+        # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit
+        # instead lets the private redis-server below be stopped
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         # no access log: a ?token= query string must never reach a log line
         uvicorn.run(app, host=bind, port=bind_port, access_log=False, log_level="warning")
     finally:

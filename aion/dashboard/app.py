@@ -342,7 +342,7 @@ def create_app(cfg: AionConfig, redis_url: str, token: str | None = None) -> Sta
         if last_id is not None and not _is_stream_id(last_id):
             raise HTTPException(400, f"Last-Event-ID: {last_id!r} is not a stream id <ms>-<seq>")
 
-        async def events() -> AsyncIterator[dict[str, str]]:
+        async def events() -> AsyncIterator[dict[str, Any]]:
             nonlocal date, last_id
             wake = hub.listen()
             up: bool | None = None
