@@ -28,7 +28,7 @@ import redis
 from aion.pipeline.queues import BoundedQueue
 from aion.store import keys
 from aion.store.queries import read_alerts
-from aion.store.server import PrivateRedis, connect
+from aion.store.server import PrivateRedis, connect, find_redis_server
 from aion.store.writer import AlertRecord, RedisStore, StoreBatch, TtlSeconds
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ def _env(url: str, data_dir: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def scanned(
     tmp_path_factory: pytest.TempPathFactory, session_2022_11_11: Path
-) -> Iterator[tuple[str, Path]]:
+) -> Iterator[tuple[str, Path, PrivateRedis]]:
     """A redis-server of this module holding the scanned real session."""
     server = PrivateRedis(tmp_path_factory.mktemp("dash-redis"))
     url = server.start()
@@ -71,12 +71,12 @@ def scanned(
         capture_output=True, text=True, env=_env(url, data_dir), timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    yield url, data_dir
+    yield url, data_dir, server
     server.stop()
 
 
 @pytest.fixture()
-def client(scanned: tuple[str, Path]) -> Iterator[redis.Redis]:
+def client(scanned: tuple[str, Path, PrivateRedis]) -> Iterator[redis.Redis]:
     c = connect(scanned[0])
     yield c
     c.close()
@@ -127,8 +127,8 @@ class Dashboard:
 
 
 @pytest.fixture(scope="module")
-def dashboard(scanned: tuple[str, Path]) -> Iterator[Dashboard]:
-    d = Dashboard(*scanned)
+def dashboard(scanned: tuple[str, Path, PrivateRedis]) -> Iterator[Dashboard]:
+    d = Dashboard(scanned[0], scanned[1])
     d.start()
     yield d
     d.stop()
@@ -343,3 +343,45 @@ def test_reconnect_catches_up_without_gaps_or_repeats(
     assert ids == [a["id"] for a in reversed(read_alerts(client, DATE))]
     assert ids[:3] == missed[::-1]
     assert len(ids) == len(set(ids))
+
+
+def test_page_says_redis_is_down_and_recovers(
+    scanned: tuple[str, Path, PrivateRedis], dashboard: Dashboard, browser: WebDriver,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """Last in the module: Redis is stopped, then started again on the same port and data."""
+    url, _, server = scanned
+    _open(browser, dashboard.base)
+    _wait(browser, "return window.aionDash.redis === true && window.aionDash.alerts.size > 0")
+    n = browser.execute_script("return window.aionDash.alerts.size")
+    port, folder = server.port, server.dir
+    server.stop()  # SHUTDOWN SAVE: the AOF keeps everything
+    banner = _wait(
+        browser,
+        "const b = document.getElementById('banner');"
+        "return !b.classList.contains('hidden') && b.textContent",
+    )
+    assert banner.startswith("Redis is unreachable")
+    assert browser.execute_script("return document.getElementById('live').textContent") == (
+        "Redis down"
+    )
+    browser.save_screenshot(str(tmp_path / "dashboard-redis-down.png"))
+    proc = subprocess.Popen(
+        [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+         "--appendonly", "yes", "--save", "", "--daemonize", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait(
+            browser,
+            "return window.aionDash.redis === true &&"
+            "document.getElementById('banner').classList.contains('hidden')",
+        )
+        c = connect(url)
+        alert = _next_alert(c, "after-outage")
+        _publish(c, [alert])
+        c.close()
+        _wait(browser, f"return window.aionDash.alerts.size === {n + 1}", timeout=10)
+    finally:
+        proc.terminate()
+        proc.wait(15)

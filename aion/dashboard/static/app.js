@@ -271,20 +271,20 @@ async function showInstrument(params) {
     }
     return best;
   };
+  const chosen = r.alerts.find((a) => a.id === params.get("alert"));
   const markers = r.alerts
     .map((a) => ({
       time: barOf(alertChartTime(a)),
       position: a.direction === "long" ? "belowBar" : "aboveBar",
       color: a.direction === "long" ? "#2e7d32" : "#c62828",
       shape: a.direction === "long" ? "arrowUp" : "arrowDown",
-      text: a.pattern,
+      text: chosen && a.id === chosen.id ? a.pattern : "", // the chosen alert is labelled
       id: a.id,
     }))
     .sort((x, y) => x.time - y.time);
   candles.setMarkers(markers);
   priceLines.forEach((p) => candles.removePriceLine(p));
   priceLines = [];
-  const chosen = r.alerts.find((a) => a.id === params.get("alert"));
   const drawn = [];
   if (chosen) {
     for (const [title, key, color] of [
