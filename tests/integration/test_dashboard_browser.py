@@ -218,6 +218,17 @@ def test_alerts_view_shows_every_stream_alert(
         "s.value = ''; s.dispatchEvent(new Event('change')); }"
     )
     browser.save_screenshot(str(tmp_path / "dashboard-alerts.png"))
+    # a click on an alert opens its instrument with the alert's levels drawn
+    pick = next(x for x in reversed(stream) if x["symbol"] == "NSE:HDFCBANK")
+    browser.execute_script(
+        f"document.querySelector('#alerts-table tbody tr[data-id=\"{pick['id']}\"]').click()"
+    )
+    drawn = _wait(
+        browser,
+        "const i = window.aionDash.instrument; return i && i.priceLines.length === 3 && i",
+    )
+    assert drawn["symbol"] == "NSE:HDFCBANK"
+    assert {p["title"]: p["price"] for p in drawn["priceLines"]}["entry"] == float(pick["entry"])
 
 
 def test_instrument_view_draws_candles_markers_and_price_lines(

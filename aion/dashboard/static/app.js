@@ -179,7 +179,7 @@ function connectStream() {
       redisUp(true);
       if (st.date) {
         state.date = st.date;
-        $("session-date").textContent = "session " + st.date;
+        $("day").value = st.date;
       } else if (st.error) showBanner(st.error, "warn");
     }
   });
@@ -229,6 +229,21 @@ function ensureChart() {
     chart.applyOptions({ width: box.clientWidth });
     requestAnimationFrame(drawProfile);
   }).observe(box);
+}
+
+async function loadDays() {
+  const r = await api("api/days");
+  if (!r) return;
+  const sel = $("day");
+  sel.textContent = "";
+  r.dates.slice().reverse().forEach((d) => sel.append(el("option", { value: d }, d)));
+  if (state.date) sel.value = state.date;
+  sel.addEventListener("change", () => {
+    // another day is another page: its own alert stream
+    const p = new URLSearchParams(location.search);
+    p.set("date", sel.value);
+    location.search = p.toString();
+  });
 }
 
 async function loadSymbols() {
@@ -535,6 +550,7 @@ window.addEventListener("DOMContentLoaded", () => {
   $("v-metric").addEventListener("change", drawValidation);
   window.addEventListener("hashchange", route);
   connectStream();
+  loadDays();
   loadSymbols();
   route();
 });
