@@ -120,6 +120,7 @@ def read_runs(client: redis.Redis, date: int) -> list[dict]:
 
 
 def read_gaps(client: redis.Redis, date: int) -> list[dict]:
-    """Feed gaps of ``date`` (:func:`aion.store.keys.gaps`), decoded, by start."""
+    """Feed gaps of ``date`` (:func:`aion.store.keys.gaps`), decoded (fields of
+    :meth:`aion.feed.client.Gap.record`, all str; ``start_ns`` wall ns), by start."""
     gaps = [json.loads(v) for v in client.hgetall(keys.gaps(date)).values()]
-    return sorted(gaps, key=lambda g: g.get("start_ns", 0))
+    return sorted(gaps, key=lambda g: int(g.get("start_ns") or 0))

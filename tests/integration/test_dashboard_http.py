@@ -4,6 +4,7 @@ coming back. Data is written through the store's own writer (RedisStore)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,7 +50,30 @@ def _seed(url: str) -> None:
          "bar_time": "2022-11-11T09:15:00+0530", "entry": "1548.30", "stop": "1545.00",
          "target": "1554.90", "quantity": "6", "risk_reward": "2.00", "confidence": "0.91"},
     )  # fmt: skip
-    store.merge(StoreBatch(bars=[(keys.bars_1m(SYMBOL, DATE), bars)], alerts=[alert]))
+    gap = {
+        "connection": "main",
+        "start_ns": "1668147000000000000",
+        "end_ns": "1668147005000000000",
+        "duration_s": "5.000",
+        "reason": "server closed",
+        "attempts": "2",
+        "tokens": "32",
+    }
+    run = {
+        "stop_reason": "replayed session complete",
+        "ticks": "48167",
+        "alerts": "1",
+        "queue_drops": "0",
+        "alerts_by_pattern": json.dumps({"volume_spike": 1}),
+    }
+    store.merge(
+        StoreBatch(
+            bars=[(keys.bars_1m(SYMBOL, DATE), bars)],
+            state={keys.gaps(DATE): {"main:1668147000000000000": json.dumps(gap)}},
+            alerts=[alert],
+            runs=[(DATE, run)],
+        )
+    )  # fmt: skip
     assert store.flush()
     client.close()
 
@@ -76,6 +100,20 @@ def test_reads_alerts_and_bars(client: TestClient) -> None:
     assert r.status_code == 200
     assert len(r.json()["bars"]) == 2
     assert client.get("/").headers["content-type"].startswith("text/html")
+
+
+def test_health_is_the_health_report_with_runs_and_gaps(client: TestClient) -> None:
+    r = client.get("/api/health")
+    assert r.status_code == 200
+    body = r.json()
+    names = [c["name"] for c in body["report"]["checks"]]
+    assert names[0] == "redis.reachable" and "keys.without_ttl" in names
+    assert body["report"]["streams"]["aion:alerts:20221111"]["length"] == 1
+    assert body["date"] == "2022-11-11"
+    assert [(u["queue_drops"], u["alerts_by_pattern"]) for u in body["runs"]] == [
+        (0, {"volume_spike": 1})
+    ]
+    assert [(g["reason"], g["duration_s"]) for g in body["gaps"]] == [("server closed", "5.000")]
 
 
 def test_token_required_on_every_request(seeded: str) -> None:

@@ -509,8 +509,9 @@ async function showHealth() {
   fill("h-checks", rep.checks.map((c) => [c.name, c.status, c.value, c.detail]));
   fill("h-feeds", Object.entries(rep.feeds || {}).map(([n, f]) => [n, f.age_s, `frames ${f.frames ?? "–"}`]));
   fill("h-scanners", Object.entries(rep.scanners || {}).map(([n, s]) => [n, s.redis_reachable ? "reachable" : "UNREACHABLE", s.pending_commands, s.dropped_commands]));
-  fill("h-runs", r.runs.map((u) => [u.id, u.stop_reason, u.ticks, u.alerts, u.queue_drops, (u.feed_gaps || []).length, u.feed_gap_s, u.redis_dropped_commands]));
-  fill("h-gaps", r.gaps.map((g) => [g.connection, g.start_ns ? new Date(g.start_ns / 1e6 + IST_OFFSET_S * 1000).toISOString().slice(11, 19) : "–", fmt(g.duration_s, 1), g.reason]));
+  const istClock = (ms) => new Date(ms + IST_OFFSET_S * 1000).toISOString().slice(0, 19).replace("T", " ");
+  fill("h-runs", r.runs.map((u) => [istClock(+u.id.split("-")[0]), u.stop_reason, u.frames, u.ticks, u.alerts, u.queue_drops, (u.feed_gaps || []).length, u.feed_gap_s]));
+  fill("h-gaps", r.gaps.map((g) => [g.connection, g.start_ns ? istClock(+g.start_ns / 1e6) : "–", g.end_ns ? fmt(g.duration_s, 1) : "open", g.reason, g.tokens]));
   document.querySelectorAll("#h-checks td:nth-child(2)").forEach((td) => (td.className = "st-" + td.textContent));
 }
 
