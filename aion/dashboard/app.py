@@ -34,6 +34,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import anyio.to_thread
 import redis
@@ -47,7 +48,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aion.config import AionConfig, ConfigError
-from aion.dashboard.series import chart_time, indicator_series
+from aion.dashboard.series import chart_time, indicator_series, warm_up
 from aion.market.time import parse_date, ymd
 from aion.ops.health import health_report
 from aion.store import keys, queries
@@ -138,8 +139,6 @@ class BearerAuth:
         auth = dict(scope["headers"]).get(b"authorization", b"")
         if auth[:7].lower() == b"bearer " and hmac.compare_digest(auth[7:].strip(), self.token):
             return True
-        from urllib.parse import parse_qs
-
         qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         return any(hmac.compare_digest(t.encode(), self.token) for t in qs.get("token", []))
 
@@ -307,7 +306,9 @@ def create_app(cfg: AionConfig, redis_url: str, token: str | None = None) -> Sta
     # -- pages ------------------------------------------------------------------------------
 
     async def index(request: Request) -> Response:
-        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+        # no Referer: the page's own URL may carry ?token=
+        headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        return FileResponse(STATIC_DIR / "index.html", headers=headers)
 
     # -- API --------------------------------------------------------------------------------
 
@@ -500,6 +501,9 @@ def create_app(cfg: AionConfig, redis_url: str, token: str | None = None) -> Sta
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub.start(asyncio.get_running_loop())
+        # the indicator kernels load (or compile) on first use: not on the first page view
+        warm = threading.Thread(target=warm_up, name="aion-dashboard-warm-up", daemon=True)
+        warm.start()
         try:
             yield
         finally:

@@ -84,3 +84,10 @@ def indicator_series(
             if not math.isnan(v):
                 out[n].append({"time": t, "value": v})
     return out
+
+
+def warm_up() -> None:
+    """Run the indicator kernels once on one made-up bar, so they are loaded (Numba's cache)
+    before the first chart is asked for."""
+    bar = {"start": 0, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}
+    indicator_series([bar], 19700101, IndicatorsConfig())
