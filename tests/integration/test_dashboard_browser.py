@@ -96,8 +96,9 @@ class Dashboard:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}/"
         self.proc: subprocess.Popen[str] | None = None
+        self.output: str | None = None
 
-    def start(self) -> None:
+    def start(self, probe_query: str = "") -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aion", "dashboard", "--port", str(self.port), "--config",
              str(REPO_CONFIG)],
@@ -106,7 +107,7 @@ class Dashboard:
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(self.base + "api/days", timeout=1) as r:
+                with urllib.request.urlopen(f"{self.base}api/days{probe_query}", timeout=1) as r:
                     if r.status == 200:
                         return
             except OSError:
@@ -116,13 +117,14 @@ class Dashboard:
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        """SIGTERM; keeps what the process printed in :attr:`output`."""
+        if self.proc is not None:
             self.proc.terminate()
             try:
-                self.proc.wait(15)
+                self.output, _ = self.proc.communicate(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait()
+                self.output, _ = self.proc.communicate()
         self.proc = None
 
 
@@ -354,6 +356,26 @@ def test_reconnect_catches_up_without_gaps_or_repeats(
     assert ids == [a["id"] for a in reversed(read_alerts(client, DATE))]
     assert ids[:3] == missed[::-1]
     assert len(ids) == len(set(ids))
+
+
+def test_page_works_with_a_token(
+    scanned: tuple[str, Path, PrivateRedis], browser: WebDriver, client: redis.Redis
+) -> None:
+    token = "t0ken-for-this-test-only"
+    d = Dashboard(scanned[0], scanned[1])
+    d.env["AION_DASHBOARD_TOKEN"] = token
+    d.start(probe_query=f"?token={token}")
+    try:
+        _open(browser, d.base)
+        assert "missing or wrong token" in browser.page_source
+        _open(browser, f"{d.base}?token={token}#instrument?symbol=NSE:HDFCBANK")
+        n = len(read_alerts(client, DATE))
+        _wait(browser, f"return window.aionDash.alerts.size === {n}")
+        _wait(browser, "const i = window.aionDash.instrument; return i && i.candles === 375")
+        assert token not in browser.execute_script("return document.body.innerHTML")
+    finally:
+        d.stop()
+    assert d.output is not None and token not in d.output
 
 
 def test_page_says_redis_is_down_and_recovers(
