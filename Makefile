@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SESSION := var/sessions/2022-11-11.session.gz
 
-.PHONY: help setup demo session scan test check format clean bench
+.PHONY: help setup demo session scan dashboard test check format clean bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ demo: $(SESSION)  ## set up, then scan the real 2022-11-11 session at max speed 
 	AION_DATA_DIR=$${AION_DATA_DIR:-var/data} $(BIN)/aion scan --replay $(SESSION) --speed max
 
 scan: demo  ## alias of demo
+
+dashboard: $(BIN)/aion  ## after make demo: serve the read-only dashboard on its data at http://127.0.0.1:8050/
+	AION_DATA_DIR=$${AION_DATA_DIR:-var/data} $(BIN)/aion dashboard
 
 test: $(BIN)/aion  ## set up, then run the whole test suite (unit + integration, real redis-server)
 	$(BIN)/python -m pytest -q

@@ -726,6 +726,23 @@ class OptionsConfig:
 
 
 @dataclass(frozen=True)
+class DashboardConfig:
+    """``dashboard:``: where ``aion dashboard`` listens and its bearer token.
+
+    ``auth_token`` (env ``AION_DASHBOARD_TOKEN`` overrides) is required to bind anywhere but
+    loopback; it is kept out of ``repr`` so it never reaches a log line.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8050
+    auth_token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"dashboard.port: {self.port} must be in 1..65535")
+
+
+@dataclass(frozen=True)
 class AionConfig:
     """The whole of ``aion.yaml`` after validation and environment overrides."""
 
@@ -750,6 +767,7 @@ class AionConfig:
     health: HealthConfig = field(default_factory=HealthConfig)
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
     options: OptionsConfig = field(default_factory=OptionsConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
 
     def data_dir(self) -> Path:
         """Folder for aion's own redis-server data, caches and the archive."""

@@ -47,3 +47,80 @@ def known_dates(client: redis.Redis, symbol: str) -> list[int]:
         if tail.isdigit():
             dates.append(int(tail))
     return sorted(dates)
+
+
+# -- dashboard reads (aion dashboard, :mod:`aion.dashboard`) ------------------------------------
+# Read-only: none of these writes. Dates are IST trading dates as YYYYMMDD ints.
+
+
+def _dates_of(client: redis.Redis, template: str) -> set[int]:
+    """Dates of the keys named ``template`` with ``0`` for the date (``aion:alerts:0``...)."""
+    prefix = template[:-1]
+    out = set()
+    for k in client.scan_iter(match=prefix + "*", count=1000):
+        tail = k[len(prefix) :]
+        if tail.isdigit() and len(tail) == 8:
+            out.add(int(tail))
+    return out
+
+
+def session_dates(client: redis.Redis) -> list[int]:
+    """Trading dates with an alert stream or a run summary stream in Redis, ascending."""
+    return sorted(_dates_of(client, keys.alerts(0)) | _dates_of(client, keys.runs(0)))
+
+
+def read_alerts_after(
+    client: redis.Redis, date: int, after_id: str | None = None, count: int | None = None
+) -> list[dict]:
+    """Alerts of ``date`` with a stream id strictly after ``after_id`` (all when None), in
+    stream order; each dict has ``id`` plus the alert fields.
+
+    Raises:
+        redis.ResponseError: ``after_id`` is not a stream id (``<ms>-<seq>``).
+    """
+    start = "-" if after_id is None else f"({after_id}"
+    entries = client.xrange(keys.alerts(date), min=start, count=count)
+    return [{"id": eid, **fields} for eid, fields in entries]
+
+
+def symbols_with_bars(client: redis.Redis, date: int) -> list[str]:
+    """Symbols (``EXCHANGE:TRADINGSYMBOL``) with regular 1-minute bars on ``date``, sorted."""
+    head, tail = keys.bars_1m("SYMBOL", date).split("{SYMBOL}")
+    out = []
+    for k in client.scan_iter(match=f"{head}{{*}}{tail}", count=1000):
+        out.append(k[len(head) + 1 : -len(tail) - 1])
+    return sorted(out)
+
+
+def read_rollup_bars(client: redis.Redis, symbol: str, timeframe: str, date: int) -> list[dict]:
+    """Stored rolled-up bars (``5m``, ``15m``, ``30m``, ``60m``) of ``symbol`` on ``date``,
+    sorted by start; fields as :func:`read_bars` plus ``minutes`` (1-minute bars held)."""
+    bars = []
+    for hhmm, text in client.hgetall(keys.bars(symbol, timeframe, date)).items():
+        bar = json.loads(text)
+        bar["time"] = hhmm
+        bars.append(bar)
+    bars.sort(key=lambda b: b["start"])
+    return bars
+
+
+def read_latest_minute(client: redis.Redis, key: str) -> tuple[str, dict] | None:
+    """The latest ``HH:MM`` field of a per-minute JSON hash (:func:`aion.store.keys.rvol`) and
+    its decoded value, or None when the hash is empty."""
+    fields = client.hgetall(key)
+    if not fields:
+        return None
+    hhmm = max(fields)
+    return hhmm, json.loads(fields[hhmm])
+
+
+def read_runs(client: redis.Redis, date: int) -> list[dict]:
+    """Run summaries of ``date`` in stream order; each dict has ``id`` plus the summary fields."""
+    return [{"id": eid, **fields} for eid, fields in client.xrange(keys.runs(date))]
+
+
+def read_gaps(client: redis.Redis, date: int) -> list[dict]:
+    """Feed gaps of ``date`` (:func:`aion.store.keys.gaps`), decoded (fields of
+    :meth:`aion.feed.client.Gap.record`, all str; ``start_ns`` wall ns), by start."""
+    gaps = [json.loads(v) for v in client.hgetall(keys.gaps(date)).values()]
+    return sorted(gaps, key=lambda g: int(g.get("start_ns") or 0))
