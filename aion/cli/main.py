@@ -209,8 +209,8 @@ def scan(
     d = summary.values.get("session_date") or ""
     day = f" --date {str(d)[:4]}-{str(d)[4:6]}-{str(d)[6:]}" if d else ""
     print_line(
-        f"next: aion bars --symbol NSE:HDFCBANK{day} | aion health | aion validate{day} | "
-        "aion premarket refresh-averages (20/55-day averages for RVOL)"
+        f"next: aion bars --symbol NSE:HDFCBANK{day} | aion dashboard | aion health | "
+        f"aion validate{day} | aion premarket refresh-averages (20/55-day averages for RVOL)"
     )
 
 

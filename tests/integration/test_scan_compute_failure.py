@@ -33,11 +33,11 @@ def test_compute_failure_stops_the_scan_with_its_reason(
     process = ComputeEngine.process
     calls = [0]
 
-    def failing(self: ComputeEngine, frames: Any, sink: Any = None) -> Any:
+    def failing(self: ComputeEngine, frames: Any) -> Any:
         calls[0] += 1
         if calls[0] == 3:
             raise RuntimeError("injected fault")
-        return process(self, frames, sink)
+        return process(self, frames)
 
     monkeypatch.setattr(ComputeEngine, "process", failing)
     scanner = Scanner(load_config(), ScanOptions(replay=session_2022_11_11, speed=None))
