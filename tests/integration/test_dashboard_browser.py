@@ -39,12 +39,12 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 DATE = 20221111
 TTL = TtlSeconds(bars=86_400, state=86_400, alerts=86_400, runs=86_400)
 
-webdriver = pytest.importorskip("selenium.webdriver")
-if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-    pytest.skip(
-        "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
-        allow_module_level=True,
-    )
+from selenium import webdriver  # noqa: E402
+
+# a missing browser is a broken install, not a reason to pass: .ci/run installs both
+assert os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER), (
+    "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
