@@ -50,7 +50,7 @@ from aion.pipeline.outputs import Fanout, Sink
 from aion.pipeline.queues import BoundedQueue
 from aion.replay.server import SESSION_COMPLETE_MESSAGE, ReplayServer
 from aion.replay.session_file import Session, SessionFileError, open_session, read_header
-from aion.store import keys
+from aion.store.queries import read_restart_state
 from aion.store.server import PrivateRedis, connect, redacted_url
 from aion.store.writer import AlertRecord, RedisStore, StoreBatch, TtlSeconds, status_path
 from aion.volume.averages import (
@@ -316,19 +316,11 @@ class Scanner:
             raise ScanError(f"Redis at {redacted_url(url)} is unreachable: {exc}") from exc
         return client
 
-    def _restored_volume(self, client: redis.Redis) -> dict[str, dict[str, int]]:
+    def _restored_volume(self, client: redis.Redis) -> dict[str, dict[str, Any]]:
         restore = self.opts.restore if self.opts.restore is not None else self.session is None
         if not restore:
             return {}
-        out = {}
-        pipe = client.pipeline(transaction=False)
-        insts = list(self.universe.values())
-        for inst in insts:
-            pipe.hgetall(keys.volume_state(inst.symbol))
-        for inst, h in zip(insts, pipe.execute(), strict=True):
-            if h:
-                out[inst.symbol] = {k: int(v) for k, v in h.items()}
-        return out
+        return read_restart_state(client, [inst.symbol for inst in self.universe.values()])
 
     # -- running -----------------------------------------------------------------------------
 

@@ -268,6 +268,37 @@ class BarBuilder:
                 self.b_close, self.b_vol, self.b_oi, self.b_ticks, self.b_gap, self.carry,
                 self.carry_gap)  # fmt: skip
 
+    def restore(
+        self,
+        slot: int,
+        start: int,
+        ohlc: tuple[float, float, float, float],
+        volume: int,
+        oi: int,
+        ticks: int,
+        gap: bool,
+    ) -> None:
+        """Reopen the last bar a previous process handed to the store for ``slot`` (after a
+        restart, before the slot's first tick): ``start`` epoch s, ``ohlc`` rupees, ``volume``
+        shares. It counts as closed: a later tick of its minute is late (its volume goes to
+        the next bar, or revises this one at :meth:`close_all` with the stored volume kept),
+        never a new bar that would replace the stored one.
+
+        Raises:
+            ValueError: when ``start`` is not a minute start or a bar is forming for ``slot``.
+        """
+        if start <= 0 or start % 60:
+            raise ValueError(f"bar start {start} of slot {slot} is not a minute start")
+        self.ensure_capacity(slot + 1)
+        if self.cur_start[slot] != 0:
+            raise ValueError(f"slot {slot} has a forming bar: restore before its first tick")
+        self.last_closed[slot] = start
+        self.b_open[slot], self.b_high[slot], self.b_low[slot], self.b_close[slot] = ohlc
+        self.b_vol[slot] = volume
+        self.b_oi[slot] = oi
+        self.b_ticks[slot] = ticks
+        self.b_gap[slot] = gap
+
     def unbarred(self, slots: np.ndarray) -> np.ndarray:
         """Volume of each of ``slots`` (int64 (k,)) not in a bar handed out yet: its forming
         bar's and its late volume waiting for a bar; int64 (k,) shares."""

@@ -19,6 +19,7 @@ any exchange time is known is counted as ``untimed`` and skipped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,7 @@ _TICK_FIELDS = ("last_price", "exchange_timestamp", "mode", "volume_traded",
                 "last_traded_quantity", "average_traded_price", "oi")  # fmt: skip
 """Fields of the latest tick hash (:func:`aion.store.keys.tick`), Kite's names."""
 
-_VOLUME_FIELDS = (*VolumeStateManager.SNAPSHOT_FIELDS, "bar_cumulative")
+_VOLUME_FIELDS = (*VolumeStateManager.SNAPSHOT_FIELDS, "bar_cumulative", "bar_start")
 """Fields of the volume state hash (:func:`aion.store.keys.volume_state`), see
 :meth:`ComputeEngine._volume_columns`."""
 
@@ -156,7 +157,8 @@ class ComputeEngine:
         patterns: the pattern engine built from ``patterns.yaml``.
         avg_volume: ``symbol -> average daily volume`` (shares, unadjusted scale).
         restored_volume: ``symbol -> persisted volume state`` to seed after a restart
-            (used only when its ``session_date`` equals the tick's session).
+            (:func:`aion.store.queries.read_restart_state`: the volume state hash and the last
+            stored bar; used only when its ``session_date`` equals the tick's session).
         node: process name for cross-instrument keys.
         replaying: a replayed session (the alert manager's market-hours guard is off).
         outputs: where alerts and writes go (:class:`~aion.pipeline.outputs.Outputs`); by
@@ -170,7 +172,7 @@ class ComputeEngine:
         config: AionConfig,
         patterns: PatternEngine,
         avg_volume: dict[str, float],
-        restored_volume: dict[str, dict[str, int]] | None = None,
+        restored_volume: dict[str, dict[str, Any]] | None = None,
         node: str = "main",
         replaying: bool = False,
         outputs: Outputs | None = None,
@@ -330,6 +332,17 @@ class ComputeEngine:
                 int(st.get("bar_cumulative", st["last_cumulative"])),
                 int(st.get("bad_ticks", 0)),
             )
+            bar = st.get("bar")
+            if bar:  # the last stored bar: late ticks of its minute revise it, never replace it
+                self.bars.restore(
+                    s,
+                    int(st["bar_start"]),
+                    (bar["open"], bar["high"], bar["low"], bar["close"]),
+                    int(bar["volume"]),
+                    int(bar.get("oi", 0)),
+                    int(bar.get("ticks", 0)),
+                    bool(bar.get("gap", False)),
+                )
 
     def _volume_columns(self, slots: np.ndarray) -> StateColumns:
         """The volume state hashes of ``slots`` (int64 (k,) distinct) as the ``volume`` family
@@ -339,11 +352,14 @@ class ComputeEngine:
         volume still waiting for a bar). The store writes it with the instrument's bars in one
         MULTI block, so a restart resumes from it: the volume of a forming bar lost in a crash
         is counted again in the first bar after the restart, never twice and never lost (sum
-        of bar volumes == last - first cumulative)."""
+        of bar volumes == last - first cumulative). ``bar_start`` is the start (epoch s) of the
+        instrument's last bar handed to the store, which a restart reopens
+        (:meth:`aion.bars.builder.BarBuilder.restore`)."""
         values = np.empty((slots.shape[0], len(_VOLUME_FIELDS)), np.int64)
-        values[:, :-1] = self.volume.snapshot_columns(slots)
+        values[:, :-2] = self.volume.snapshot_columns(slots)
         last = _VOLUME_FIELDS.index("last_cumulative")
-        values[:, -1] = values[:, last] - self.bars.unbarred(slots)
+        values[:, -2] = values[:, last] - self.bars.unbarred(slots)
+        values[:, -1] = self.bars.last_closed[slots]
         row_keys = [self._volume_keys[s] for s in slots.tolist()]
         return StateColumns(VOLUME_FAMILY, _VOLUME_FIELDS, row_keys, int_cells(values), values)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import redis
 
+from aion.market.time import SEGMENT_REGULAR, minute_of_day_ist, segment_of
 from aion.store import keys
 
 
@@ -25,6 +27,40 @@ def read_bars(client: redis.Redis, symbol: str, date: int, extended: bool = Fals
             bars.append(bar)
     bars.sort(key=lambda b: b["start"])
     return bars
+
+
+def read_restart_state(client: redis.Redis, symbols: list[str]) -> dict[str, dict]:
+    """What a restarted scan resumes from, per symbol with persisted volume state.
+
+    Each value holds the volume state hash (:func:`aion.store.keys.volume_state`) as ints
+    (``session_date``, ``first_cumulative``, ``last_cumulative``, ``bar_cumulative``,
+    ``bar_start`` epoch s of the last bar handed to the store, ...) and under ``"bar"`` that
+    bar as stored (dict with ``open``/``high``/``low``/``close`` rupees, ``volume``, ``oi``,
+    ``ticks``, ``gap``; None when absent). The bar builder reopens that bar, so a late tick of
+    its minute after the restart revises it instead of starting the minute again (which would
+    overwrite the stored bar and lose its volume). Two pipelined round trips.
+    """
+    pipe = client.pipeline(transaction=False)
+    for sym in symbols:
+        pipe.hgetall(keys.volume_state(sym))
+    states = {
+        sym: {k: int(v) for k, v in h.items()}
+        for sym, h in zip(symbols, pipe.execute(), strict=True)
+        if h
+    }
+    want = [(sym, st) for sym, st in states.items() if st.get("bar_start", 0) > 0]
+    pipe = client.pipeline(transaction=False)
+    for sym, st in want:
+        start = np.array([st["bar_start"]], np.int64)
+        mod = int(minute_of_day_ist(start)[0])
+        regular = int(segment_of(start)[0]) == SEGMENT_REGULAR
+        key = (keys.bars_1m if regular else keys.bars_1m_ext)(sym, st["session_date"])
+        pipe.hget(key, f"{mod // 60:02d}:{mod % 60:02d}")
+    out: dict[str, dict] = {sym: dict(st, bar=None) for sym, st in states.items()}
+    for (sym, _), text in zip(want, pipe.execute(), strict=True):
+        if text:
+            out[sym]["bar"] = json.loads(text)
+    return out
 
 
 def read_alerts(client: redis.Redis, date: int, count: int | None = None) -> list[dict]:
