@@ -85,8 +85,9 @@ class RiskRefusal:
     detail: str
 
 
-def _ticks(price: float, tick: float, up: bool) -> float:
-    """``price`` rounded to a multiple of ``tick`` (up or down), as a 4-decimal float."""
+def round_to_tick(price: float, tick: float, up: bool) -> float:
+    """``price`` (rupees) rounded to a multiple of ``tick`` (rupees, > 0), up or down, as a
+    4-decimal float; a price within 1e-9 ticks of a multiple counts as on it."""
     q = price / tick
     n = math.ceil(q - 1e-9) if up else math.floor(q + 1e-9)
     return round(n * tick, 4)
@@ -128,8 +129,8 @@ class RiskManager:
         long = signal.direction == "long"
         tick = view.tick_size if view.tick_size > 0 else 0.05
         # long: stop down (away), target down (towards); short: both up
-        stop = _ticks(entry - dist if long else entry + dist, tick, up=not long)
-        target = _ticks(entry + move if long else entry - move, tick, up=not long)
+        stop = round_to_tick(entry - dist if long else entry + dist, tick, up=not long)
+        target = round_to_tick(entry + move if long else entry - move, tick, up=not long)
         risk_ps = abs(entry - stop)
         if risk_ps <= 0:
             return RiskRefusal("zero_stop_distance", f"stop {stop} rounds onto entry {entry}")

@@ -23,11 +23,23 @@ The rules (one trade per alert, prices in rupees, times in epoch seconds):
   left out of the statistics.
 
 The **random-entry baseline** (:func:`random_baseline`) applies the same stop/target rules
-on the same instruments around the same times: for each alert, ``draws`` entries at the
-close of a bar drawn uniformly among the instrument's bars starting within
-``+/- jitter_min`` minutes of the alert's bar, on a fair coin's side, with the alert's stop
-distance as a fraction of its entry and its reward:risk ratio. A seeded
-``numpy.random.Generator`` visiting alerts in ``alert_id`` order makes it deterministic.
+on the same instruments at the same times of day: for each alert, ``draws`` entries at the
+close of a bar drawn uniformly among the instrument's bars starting from the alert's bar to
+``jitter_min`` minutes after it, on a fair coin's side, with the alert's stop distance as a
+fraction of its entry and its reward:risk ratio, the stop and target rounded to the tick
+as the risk manager rounds them (:func:`aion.risk.manager.round_to_tick`: stop away from the
+entry, target towards it, at least one tick from it). A seeded ``numpy.random.Generator``
+visiting alerts in ``alert_id`` order makes it deterministic.
+
+Why entries start at the alert's bar (the bias of drawing them around it): a detector fires
+*after* a move (a breakout, a volume spike), so a random entry drawn *before* the alert's
+bar has that move inside its window. With a reward:risk above 1, a large move of either sign
+pays a coin flip on average (one side reaches +reward:risk, the other loses 1), so those
+entries earned a look-ahead profit the alert itself could not have: on 2022-11-11 the draws
+before the alert's bar averaged +0.09 R at 30 minutes against -0.01 R for the draws after
+it. Drawn from the alert's bar on, the baseline sees only what the alert could still trade.
+Unrounded stops and targets were a second, smaller bias: a stop between ticks triggers only
+at the next tick beyond it, so the loss is larger than the -1 R booked.
 """
 
 from __future__ import annotations
@@ -287,24 +299,31 @@ def random_baseline(
     draws: int = 10,
     jitter_min: int = 30,
     seed: int = 20221111,
+    tick_size: float | Mapping[str, float] = 0.05,
 ) -> pl.DataFrame:
     """Random-entry trades mirroring each alert (rules in the module docstring).
 
     Args:
         alerts, bars_by_symbol, windows: as for :func:`validate_alerts`.
         draws: random entries per alert (>= 1).
-        jitter_min: entry bars are drawn among those starting within +/- this many minutes of
-            the alert's bar (>= 0; 0 means the alert's own bar, with only the side random).
+        jitter_min: entry bars are drawn among those starting from the alert's bar to this
+            many minutes after it (>= 0; 0 means the alert's own bar, with only the side
+            random).
         seed: seed of ``numpy.random.default_rng``.
+        tick_size: rupees, one value or ``symbol -> tick`` (missing symbols: 0.05, NSE's
+            equity and F&O tick); stop and target are rounded to it.
 
     Returns:
         :data:`SCHEMA` columns plus ``draw`` (Int64); ``alert_id`` and ``pattern`` are those
         of the mirrored alert; ``direction``, ``entry``, ``stop``, ``target`` the random
-        trade's. Alerts whose instrument has no bar in the jitter range give no rows.
+        trade's. Alerts whose instrument has no bar in the range give no rows.
 
     Raises:
-        ValueError: a malformed alert, a window < 1, ``draws < 1`` or ``jitter_min < 0``.
+        ValueError: a malformed alert, a window < 1, ``draws < 1``, ``jitter_min < 0`` or a
+            tick size <= 0.
     """
+    from aion.risk.manager import round_to_tick
+
     wins = _check_windows(windows)
     if draws < 1 or jitter_min < 0:
         raise ValueError("draws must be >= 1 and jitter_min >= 0")
@@ -313,8 +332,11 @@ def random_baseline(
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     for t in trades:
+        tick = tick_size if isinstance(tick_size, float | int) else tick_size.get(t.symbol, 0.05)
+        if not tick > 0:
+            raise ValueError(f"{t.symbol}: tick size must be > 0, got {tick}")
         bars = by_sym.get(t.symbol, _EMPTY)
-        lo = int(np.searchsorted(bars.start, t.bar_start - 60 * jitter_min, "left"))
+        lo = int(np.searchsorted(bars.start, t.bar_start, "left"))
         hi = int(np.searchsorted(bars.start, t.bar_start + 60 * jitter_min, "right"))
         if hi <= lo:
             continue
@@ -327,7 +349,11 @@ def random_baseline(
             entry = float(bars.close[i])
             dist = stop_frac * entry
             sign = 1.0 if long else -1.0
-            stop, target = entry - sign * dist, entry + sign * rr * dist
+            # the risk manager's rounding: stop away from the entry, target towards it
+            stop = round_to_tick(entry - sign * dist, tick, up=not long)
+            target = round_to_tick(entry + sign * rr * dist, tick, up=not long)
+            if sign * (target - entry) < tick - 1e-9:
+                target = round(entry + sign * tick, 4)
             start = int(bars.start[i])
             for r in _trade_rows(t, bars, wins, entry, stop, target, long, start):
                 r["draw"] = d

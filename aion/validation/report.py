@@ -19,9 +19,10 @@ How to read this report (rules in `aion/validation/forward.py`):
 - **mean R**: outcome in units of the risk `|entry - stop|`: -1 at the stop, +reward:risk at
   the target, the mark-to-market at the window's last close for a trade still open;
 - **MFE/MAE R**: mean largest favourable / adverse excursion until the exit, in R;
-- **baseline**: random entries on the same instruments within +/- {jitter} minutes of each
-  alert, on a coin-flip side, with the alert's stop distance (as a fraction of price) and
-  reward:risk; {draws} draws per alert, seed {seed};
+- **baseline**: random entries on the same instruments from each alert's bar to {jitter}
+  minutes after it (never before: a bar before the alert would see the move that raised it),
+  on a coin-flip side, with the alert's stop distance (as a fraction of price) and
+  reward:risk, stop and target rounded to the tick; {draws} draws per alert, seed {seed};
 - intervals are 95%: Wilson for the hit rate, Student t for mean R (baseline draws share
   their alert's time and instrument, so their intervals are optimistic).
 """

@@ -232,12 +232,19 @@ def test_baseline_rules_and_determinism() -> None:
     assert not b1.equals(random_baseline(alerts, bars, (5, 60), draws=50, jitter_min=20, seed=12))
     assert b1.height == 100 and b1["draw"].n_unique() == 50
     first = b1.filter(pl.col("window_min") == 5)
-    assert first["bar_start"].min() >= T - 1200 and first["bar_start"].max() <= T + 1200
+    # from the alert's bar on, never before it (a bar before would see the alert's move)
+    assert first["bar_start"].min() >= T and first["bar_start"].max() <= T + 1200
     assert set(first["direction"]) == {"long", "short"}
-    frac = (first["entry"] - first["stop"]).abs() / first["entry"]
-    assert np.allclose(frac.to_numpy(), 1.5 / 106.0)
-    rr = (first["target"] - first["entry"]).abs() / (first["entry"] - first["stop"]).abs()
-    assert np.allclose(rr.to_numpy(), 2.0)
+    # the alert's stop fraction and reward:risk, rounded to the 0.05 tick like the risk
+    # manager: stop away from the entry (never less risk), target towards it
+    dist = 1.5 / 106.0 * first["entry"].to_numpy()
+    risk = (first["entry"] - first["stop"]).abs().to_numpy()
+    reward = (first["target"] - first["entry"]).abs().to_numpy()
+    assert np.all((risk >= dist - 1e-9) & (risk < dist + 0.05))
+    assert np.all((reward <= 2 * dist + 1e-9) & (reward > 2 * dist - 0.05))
+    for col in ("stop", "target"):
+        ticks = first[col].to_numpy() / 0.05
+        assert np.allclose(ticks, np.round(ticks))
     for r in first.iter_rows(named=True):  # entry = the close of the drawn bar
         assert r["entry"] == pytest.approx(100 + (r["bar_start"] - (T - 3600)) / 60 * 0.1)
     # jitter 0: the alert's own bar, only the side is random
