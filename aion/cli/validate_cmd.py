@@ -1,5 +1,8 @@
 """``aion validate --date D``: forward-validate the stored alerts of one day into a Markdown report.
 
+Each pattern and window gets a verdict against the random baseline
+(:func:`aion.validation.compare`, instruments as the bootstrap's clusters).
+
 Reads the day's alert stream and the alerted instruments' regular 1-minute bars from Redis
 (:mod:`aion.store.queries`), follows every alert on the later bars
 (:mod:`aion.validation.forward`), compares each pattern with the random-entry baseline
@@ -38,6 +41,7 @@ def validate(
     from aion.store.server import RedisUnavailable
     from aion.validation import (
         ALL_PATTERNS,
+        compare,
         random_baseline,
         render_report,
         summarize,
@@ -75,6 +79,12 @@ def validate(
         _fail(f"cannot validate: {exc}", 1)
         return
     summary = summarize(rows, base, vc.windows_min)
+    # one day: instruments are the clusters of the bootstrap (alerts of one instrument move
+    # together); aion evaluate clusters by session over many days
+    verdicts = compare(rows, base, cluster="symbol", seed=vc.seed).select(
+        "pattern", "window_min", "diff", "diff_lo", "diff_hi", "verdict"
+    )
+    summary = summary.join(verdicts, on=["pattern", "window_min"], how="left")
     text = render_report(
         summary, day.isoformat(), len(alerts), vc.baseline_draws, vc.baseline_jitter_min, vc.seed
     )
@@ -92,7 +102,16 @@ def validate(
     print_table(
         f"{len(alerts)} alerts of {day.isoformat()}, all patterns -> {path} "
         "(R: multiples of the stop distance)",
-        ["window", "n", "hit rate", "mean R", "baseline hit rate", "baseline mean R"],
+        [
+            "window",
+            "n",
+            "hit rate",
+            "mean R",
+            "baseline hit rate",
+            "baseline mean R",
+            "difference [95% CI]",
+            "verdict",
+        ],
         [
             [
                 f"{r['window_min']} min",
@@ -101,8 +120,18 @@ def validate(
                 f"{r['mean_r']:+.2f}",
                 f"{r['base_hit_rate']:.1%}",
                 f"{r['base_mean_r']:+.2f}",
+                f"{r['diff']:+.2f} [{r['diff_lo']:+.2f}, {r['diff_hi']:+.2f}]",
+                r["verdict"],
             ]
             for r in summary.filter(summary["pattern"] == ALL_PATTERNS).iter_rows(named=True)
         ],
-        right=["window", "n", "hit rate", "mean R", "baseline hit rate", "baseline mean R"],
+        right=[
+            "window",
+            "n",
+            "hit rate",
+            "mean R",
+            "baseline hit rate",
+            "baseline mean R",
+            "difference [95% CI]",
+        ],
     )

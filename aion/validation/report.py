@@ -24,7 +24,11 @@ How to read this report (rules in `aion/validation/forward.py`):
   on a coin-flip side, with the alert's stop distance (as a fraction of price) and
   reward:risk, stop and target rounded to the tick; {draws} draws per alert, seed {seed};
 - intervals are 95%: Wilson for the hit rate, Student t for mean R (baseline draws share
-  their alert's time and instrument, so their intervals are optimistic).
+  their alert's time and instrument, so their intervals are optimistic);
+- **difference**: pattern mean R - baseline mean R with a bootstrap interval that resamples
+  whole instruments (alerts of one instrument are not independent); **verdict**: `beats`
+  when the interval's lower bound is above 0, `worse` when its upper bound is below 0,
+  else `no evidence`. One day is little evidence: `aion evaluate` pools many sessions.
 """
 
 
@@ -54,7 +58,9 @@ def render_report(
     """Markdown text: a header with the rules, then one table per window.
 
     Args:
-        summary: :func:`aion.validation.stats.summarize` output.
+        summary: :func:`aion.validation.stats.summarize` output, optionally joined with
+            :func:`aion.validation.stats.compare`'s ``diff``, ``diff_lo``, ``diff_hi`` and
+            ``verdict`` (shown as ``-`` when absent).
         date: the trading date shown in the title (``YYYY-MM-DD``).
         alerts: number of alerts validated.
         draws, jitter_min, seed: the baseline's settings (shown in the rules).
@@ -68,9 +74,10 @@ def render_report(
         return "\n".join(out) + "\n"
     head = (
         "| pattern | alerts | n | hit rate [95% CI] | mean R [95% CI] | MFE R | MAE R "
-        "| baseline n | baseline hit rate [95% CI] | baseline mean R [95% CI] |"
+        "| baseline n | baseline hit rate [95% CI] | baseline mean R [95% CI] "
+        "| difference [95% CI] | verdict |"
     )
-    rule = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    rule = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     for w in sorted(set(summary["window_min"].to_list())):
         out += ["", f"## Within {w} minute{'s' if w != 1 else ''}", "", head, rule]
         for r in summary.filter(pl.col("window_min") == w).iter_rows(named=True):
@@ -82,6 +89,9 @@ def render_report(
                 f"| {_num(r['mean_mfe_r'])} | {_num(r['mean_mae_r'])} "
                 f"| {r['base_n']} "
                 f"| {_pct(r['base_hit_rate'])}{_ci(r['base_hit_lo'], r['base_hit_hi'], pct=True)} "
-                f"| {_num(r['base_mean_r'])}{_ci(r['base_r_lo'], r['base_r_hi'])} |"
+                f"| {_num(r['base_mean_r'])}{_ci(r['base_r_lo'], r['base_r_hi'])} "
+                f"| {_num(r.get('diff', math.nan))}"
+                f"{_ci(r.get('diff_lo', math.nan), r.get('diff_hi', math.nan))} "
+                f"| {r.get('verdict') or '-'} |"
             )
     return "\n".join(out) + "\n"

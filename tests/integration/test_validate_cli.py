@@ -120,6 +120,17 @@ def test_scan_summary_cooldowns_pubsub_and_validate_report(
         cells = [c.strip() for c in r.strip("|").split("|")]
         assert cell.fullmatch(cells[3]) and cell.fullmatch(cells[8]), r  # hit rate, baseline
         assert re.fullmatch(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]", cells[9]), r
+        # pattern - baseline with its interval (none for a pattern on one instrument: the
+        # bootstrap resamples instruments), and the verdict that interval gives
+        num = r"([+-]\d+\.\d\d)"
+        diff = re.fullmatch(rf"{num}(?: \[{num}, {num}\])?", cells[10])
+        assert diff is not None, r
+        if diff[2] is None:
+            assert cells[11] == "no evidence", r
+        else:
+            lo, hi = float(diff[2]), float(diff[3])
+            want = "beats" if lo > 0 else "worse" if hi < 0 else "no evidence"
+            assert cells[11] == want or 0.0 in (lo, hi), r  # a bound shown rounded to 0.00
     # the pooled row agrees with the API on the same Redis data
     symbols = {a["symbol"] for a in alerts}
     frame = validate_alerts(alerts, {s: read_bars(redis_client, s, 20221111) for s in symbols})
