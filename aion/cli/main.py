@@ -14,6 +14,7 @@ from rich.live import Live
 
 from aion.app import ScanError, Scanner, ScanOptions, install_signal_handlers, resolve_credentials
 from aion.cli.dashboard_cmd import dashboard
+from aion.cli.evaluate_cmd import evaluate
 from aion.cli.kite_cmd import kite_app
 from aion.cli.output import (
     console,
@@ -46,6 +47,7 @@ app.add_typer(replay_app, name="replay")
 app.add_typer(premarket_app, name="premarket")
 app.command("rvol")(rvol)
 app.command("validate")(validate)
+app.command("evaluate")(evaluate)
 app.command("record")(record)
 app.command("dashboard")(dashboard)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aion.alerts.manager import Alert
+from aion.alerts.manager import Alert, Candidate
 from aion.config import AionConfig
 from aion.instruments.master import InstrumentMaster
 from aion.market.time import from_ist
@@ -94,8 +94,10 @@ class SessionRun:
         bars: symbol -> regular 1-minute bars of the day.
         suppressed: alert manager suppression counts by rule (signals not published).
         signals: signals offered to the alert manager.
+        signals_by_pattern: signals offered to the alert manager, per pattern (a pattern
+            without any never fired on this data, whatever its threshold).
         has_volume: symbols whose bars carry volume (indices do not).
-        instrument_types: symbol -> ``INDEX``, ``EQ``, ``FUT``...
+        tick_size: symbol -> tick, rupees (the instrument master's).
     """
 
     spec: SessionSpec
@@ -103,8 +105,9 @@ class SessionRun:
     bars: dict[str, Bars]
     suppressed: dict[str, int]
     signals: int
+    signals_by_pattern: dict[str, int] = field(default_factory=dict)
     has_volume: dict[str, bool] = field(default_factory=dict)
-    instrument_types: dict[str, str] = field(default_factory=dict)
+    tick_size: dict[str, float] = field(default_factory=dict)
 
 
 def _day_bars(spec: SessionSpec) -> dict[str, list[VendorBar]]:
@@ -149,6 +152,15 @@ def run_session(
         replaying=True,
         outputs=sink,
     )
+    by_pattern: dict[str, int] = {}
+    consider = engine.alert_manager.consider_many
+
+    def counted(bar_start: int, candidates: Sequence[Candidate]) -> list[Alert]:
+        for c in candidates:
+            by_pattern[c.signal.pattern] = by_pattern.get(c.signal.pattern, 0) + 1
+        return consider(bar_start, candidates)
+
+    engine.alert_manager.consider_many = counted  # type: ignore[method-assign]
     session = scanner.session
     frames = session.frames
     batch: list[tuple[int, str, bytes]] = []
@@ -179,16 +191,14 @@ def run_session(
             np.array([b.close for b in rows], np.float64),
         )
         has_volume[inst.symbol] = any(b.volume > 0 for b in rows)
-    types = {
-        i.symbol: "INDEX" if i.is_index else (i.instrument_type or "EQ")
-        for i in scanner.universe.values()
-    }
+    ticks = {i.symbol: i.tick_size if i.tick_size > 0 else 0.05 for i in scanner.universe.values()}
     return SessionRun(
         spec,
         list(engine.alerts),
         bars,
         counters.suppressed(),
         counters.signals,
+        by_pattern,
         has_volume,
-        types,
+        ticks,
     )

@@ -132,8 +132,9 @@ def summarize(
     return pl.DataFrame(rows)
 
 
-MIN_CLUSTERS = 2
-"""Fewer clusters than this give no interval and the verdict ``no evidence``."""
+MIN_CLUSTERS = 5
+"""Fewer clusters than this give no interval and the verdict ``no evidence``: resampling 2-4
+clusters gives a handful of distinct means whose percentiles are no interval at all."""
 
 VERDICTS = ("beats", "no evidence", "worse")
 """The verdicts of :func:`verdict`, best first."""
