@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SESSION := var/sessions/2022-11-11.session.gz
 
-.PHONY: help setup demo session scan dashboard test check format clean bench
+.PHONY: help setup demo session scan dashboard test check format clean bench evaluate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ test: $(BIN)/aion  ## set up, then run the whole test suite (unit + integration,
 
 bench: $(BIN)/aion  ## benchmarks vs same-run baselines (~6 min, not part of test) -> bench/results/latest.{json,md}
 	$(BIN)/python -m bench.run
+
+evaluate: $(BIN)/aion  ## every bundled session built, replayed, validated against the random baseline (~4 min, not part of test) -> var/evaluation/
+	$(BIN)/aion evaluate --out-dir var/evaluation
 
 check: $(BIN)/aion  ## ruff format check, ruff lint, mypy
 	$(BIN)/ruff format --check aion tests
