@@ -198,9 +198,11 @@ _SESSION_COLUMNS = ("date", "source", "role", "instruments", "signals", "alerts"
 
 
 def flow_summary(ev: Evaluation) -> dict[str, Any]:
-    """Alert flow figures: per-day alerts (mean, max, per 50 instruments) and per-minute max,
-    suppression totals by rule, over the sessions of ``ev``."""
+    """Alert flow figures over the sessions of ``ev``: alerts per day (max, and per 50
+    instruments), per bar minute (max, and how many minutes had more than 5), signals and
+    suppression totals by rule."""
     s = ev.sessions
+    busy = ev.per_minute.filter(pl.col("alerts") > 5).height
     per50 = (s["alerts"] / s["instruments"].clip(lower_bound=1) * 50).to_list()
     rules = [c for c in s.columns if c not in _SESSION_COLUMNS]
     return {
@@ -209,6 +211,7 @@ def flow_summary(ev: Evaluation) -> dict[str, Any]:
         "alerts_per_day_max": int(s["alerts"].max()),  # type: ignore[arg-type]
         "alerts_per_day_per_50_instruments_max": round(max(per50), 1),
         "alerts_per_minute_max": int(s["max_per_minute"].max()),  # type: ignore[arg-type]
+        "minutes_over_5_alerts": busy,
         "signals": int(s["signals"].sum()),
         "suppressed": {r: int(s[r].sum()) for r in rules},
     }
@@ -263,7 +266,9 @@ def render_markdown(ev: Evaluation, command: str) -> str:
         "",
         f"- alerts per day: at most {flow['alerts_per_day_max']} "
         f"({flow['alerts_per_day_per_50_instruments_max']} per 50 instruments); "
-        f"at most {flow['alerts_per_minute_max']} in one bar minute;",
+        f"at most {flow['alerts_per_minute_max']} in one bar minute, "
+        f"{flow['minutes_over_5_alerts']} minutes with more than 5 (the alert manager's "
+        "`alerts.max_alerts_per_minute` caps a minute whatever the universe size);",
         f"- {flow['signals']} signals, {flow['alerts']} published; suppressed: "
         + ", ".join(f"{k} {v}" for k, v in flow["suppressed"].items())
         + ".",

@@ -76,6 +76,9 @@ def test_evaluate_small_form_matches_a_scan_and_its_own_files(
     assert flow["alerts"] == sum(s["alerts"] for s in sessions.values())
     assert flow["alerts_per_minute_max"] == max(s["max_per_minute"] for s in sessions.values())
     assert flow["alerts_per_minute_max"] <= 10  # alerts.max_alerts_per_minute
+    first = trades.filter(pl.col("window_min") == wins[0])
+    per_minute = first.group_by("session", "bar_start").len()
+    assert flow["minutes_over_5_alerts"] == per_minute.filter(pl.col("len") > 5).height
     for s in sessions.values():
         rules = {k: v for k, v in s.items() if k in flow["suppressed"]}
         assert s["signals"] == s["alerts"] + sum(rules.values())
