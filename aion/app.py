@@ -293,7 +293,9 @@ class Scanner:
             return parse_date(str(self.session.header["date"]))
         return dt.date.today()
 
-    def _averages(self) -> dict[str, float]:
+    def averages(self) -> dict[str, float]:
+        """``symbol -> average daily volume`` (shares) of the universe's NSE instruments,
+        from the daily history before the scan's date (``volume.average_days`` sessions)."""
         vc = self.config.volume
         daily = Path(vc.daily_history_dir) if vc.daily_history_dir else bundled_daily_dir()
         fpath = (
@@ -405,7 +407,7 @@ class Scanner:
             self.universe,
             cfg,
             self.patterns,
-            self._averages(),
+            self.averages(),
             self._restored_volume(self.redis),
             node=self.opts.node,
             replaying=self.session is not None,

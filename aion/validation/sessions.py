@@ -60,9 +60,15 @@ def bundled_sessions(data_dir: Path | None = None) -> list[SessionSpec]:
 
 
 def sessions_from_paths(paths: Sequence[Path]) -> list[SessionSpec]:
-    """Every day found in the vendor bar files/folders ``paths`` (all files of a folder)."""
+    """Every day found in the vendor bar files/folders ``paths`` (all files of a folder).
+
+    Raises:
+        ValueError: a path does not exist, holds no file, or a row is malformed.
+    """
     files: list[Path] = []
     for p in paths:
+        if not p.exists():
+            raise ValueError(f"bars path {p} does not exist")
         files += sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p]
     if not files:
         raise ValueError(f"no vendor bar files in {', '.join(map(str, paths))}")
@@ -147,7 +153,7 @@ def run_session(
         scanner.universe,
         config,
         scanner.patterns,
-        scanner._averages(),
+        scanner.averages(),
         {},
         replaying=True,
         outputs=sink,

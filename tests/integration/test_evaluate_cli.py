@@ -104,3 +104,20 @@ def test_evaluate_small_form_matches_a_scan_and_its_own_files(
     assert page.count("<svg") == len(patterns) + 1  # one chart per pattern and the pooled one
     assert "<script" not in page and "src=" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")  # fmt: skip
+
+
+def test_evaluate_bad_input_is_one_line(tmp_path: Path) -> None:
+    for args, says in (
+        (["--dates", "2021-01-04"], "no bars for 2021-01-04"),
+        (["--boot", "5"], "--boot must be >= 100"),
+        ([str(tmp_path / "missing")], f"bars path {tmp_path / 'missing'} does not exist"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "aion", "evaluate", *args, "--out-dir", str(tmp_path / "o"),
+             "--config", str(REPO_CONFIG)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and says in lines[0], (args, proc.stderr)
+        assert not (tmp_path / "o").exists()
