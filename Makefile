@@ -37,7 +37,7 @@ test: $(BIN)/aion  ## set up, then run the whole test suite (unit + integration,
 bench: $(BIN)/aion  ## benchmarks vs same-run baselines (~6 min, not part of test) -> bench/results/latest.{json,md}
 	$(BIN)/python -m bench.run
 
-evaluate: $(BIN)/aion  ## every bundled session built, replayed, validated against the random baseline (~4 min, not part of test) -> var/evaluation/
+evaluate: $(BIN)/aion  ## every bundled session built, replayed, validated against the random baseline (2-4 min, not part of test) -> var/evaluation/
 	$(BIN)/aion evaluate --out-dir var/evaluation
 
 check: $(BIN)/aion  ## ruff format check, ruff lint, mypy

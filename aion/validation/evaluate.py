@@ -58,7 +58,11 @@ class Evaluation:
             ``session`` (YYYY-MM-DD), ``role`` and ``base_r``: the mean R of that alert's
             baseline draws in that window).
         table: :func:`aion.validation.stats.compare` over all sessions, plus ``scope``
-            (``all`` / ``held out``), ``sessions_applicable`` and ``sessions_not_applicable``.
+            (``all`` / ``held out``), ``sessions_applicable`` and ``sessions_not_applicable``,
+            and the optimistic second reading ``iday_clusters``, ``iday_diff_lo``,
+            ``iday_diff_hi``, ``iday_verdict``: the same comparison resampling instrument-days
+            (a session's instruments as separate clusters; they share the market's moves, so
+            these intervals are too narrow, but exist for a pattern of one session).
         per_minute: alerts per (session, bar minute): ``session``, ``bar_start`` (epoch
             seconds), ``alerts``.
     """
@@ -146,8 +150,17 @@ def evaluate(
         ),
     ):
         if vs.height:
+            strict = compare(vs, bs, cluster="session", n_boot=n_boot, seed=vc.seed)
+            iday = pl.concat_str("session", pl.lit(" "), "symbol").alias("instrument_day")
+            loose = compare(vs.with_columns(iday), bs.with_columns(iday),
+                            cluster="instrument_day", n_boot=n_boot, seed=vc.seed)  # fmt: skip
+            loose = loose.select(
+                "pattern", "window_min",
+                *(pl.col(c).alias(f"iday_{c}") for c in
+                  ("clusters", "diff_lo", "diff_hi", "verdict")),
+            )  # fmt: skip
             tables.append(
-                compare(vs, bs, cluster="session", n_boot=n_boot, seed=vc.seed).with_columns(
+                strict.join(loose, on=["pattern", "window_min"], how="left").with_columns(
                     pl.lit(scope).alias("scope")
                 )
             )
@@ -238,6 +251,9 @@ def render_markdown(ev: Evaluation, command: str) -> str:
         "**beats** when the difference's lower bound is above 0, **worse** when its upper "
         "bound is below 0, else **no evidence** (also with alerts on fewer than "
         f"{MIN_CLUSTERS} sessions: no interval). "
+        "The last column is an optimistic second reading: the same difference resampling "
+        "instrument-days (count: instrument-days with alerts), which exists for a pattern "
+        "of one session but ignores that a day's instruments move together. "
         "`n/a` sessions: the pattern offered no signal on any session of that data source "
         "(it cannot fire there, e.g. volume patterns on index-only days).",
         "",
@@ -281,8 +297,9 @@ def render_markdown(ev: Evaluation, command: str) -> str:
         out += [f"## Verdicts, {scope} sessions", ""]
         out += [
             "| pattern | window | sessions (n/a) | alerts | n | hit rate [95% CI] "
-            "| mean R [95% CI] | baseline mean R [95% CI] | difference [95% CI] | verdict |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            "| mean R [95% CI] | baseline mean R [95% CI] | difference [95% CI] | verdict "
+            "| instrument-days: difference CI, verdict |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
         ]
         for r in t.sort("pattern", "window_min").iter_rows(named=True):
             name = "**(all)**" if r["pattern"] == ALL_PATTERNS else f"`{r['pattern']}`"
@@ -291,7 +308,9 @@ def render_markdown(ev: Evaluation, command: str) -> str:
                 f"| {r['alerts']} | {r['n']} | {_pct(r['hit_rate'], r['hit_lo'], r['hit_hi'])} "
                 f"| {_f(r['mean_r'])}{ci_text(r['r_lo'], r['r_hi'])} "
                 f"| {_f(r['base_mean_r'])}{ci_text(r['base_r_lo'], r['base_r_hi'])} "
-                f"| {_f(r['diff'])}{ci_text(r['diff_lo'], r['diff_hi'])} | {r['verdict']} |"
+                f"| {_f(r['diff'])}{ci_text(r['diff_lo'], r['diff_hi'])} | {r['verdict']} "
+                f"| {r['iday_clusters']}:{ci_text(r['iday_diff_lo'], r['iday_diff_hi'])} "
+                f"{r['iday_verdict']} |"
             )
         out.append("")
     return "\n".join(out) + "\n"

@@ -92,6 +92,8 @@ def test_evaluate_small_form_matches_a_scan_and_its_own_files(
     assert {(r["pattern"], r["window_min"]) for r in allrows} == {
         (p, w) for p in [*patterns, "(all)"] for w in wins}  # fmt: skip
     for r in allrows:
+        # the second reading resamples instrument-days: at least as many clusters
+        assert r["iday_clusters"] >= r["clusters"] and r["iday_verdict"] in VERDICTS
         assert r["sessions_applicable"] + r["sessions_not_applicable"] == 3
         if r["pattern"] == "volume_spike":  # no volume on the index-only days: cannot fire
             assert r["sessions_not_applicable"] == 2 and r["clusters"] == 1
