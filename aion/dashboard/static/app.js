@@ -422,7 +422,7 @@ async function showValidation() {
     r.windows_min.forEach((w) => sel.append(el("option", { value: w }, w + " min")));
     sel.value = r.windows_min.includes(5) ? "5" : String(r.windows_min[0]);
   }
-  $("v-title").textContent = `${r.alerts} alerts of ${r.date}; baseline: ${r.baseline.draws} random entries per alert within ±${r.baseline.jitter_min} min, seed ${r.baseline.seed}`;
+  $("v-title").textContent = `${r.alerts} alerts of ${r.date}; baseline: ${r.baseline.draws} random entries per alert from its bar to ${r.baseline.jitter_min} min after, seed ${r.baseline.seed}`;
   drawValidation();
 }
 
