@@ -24,7 +24,7 @@ $(SESSION): $(BIN)/aion
 session: $(SESSION)  ## build the bundled real 2022-11-11 NSE session file
 
 demo: $(SESSION)  ## set up, then scan the real 2022-11-11 session at max speed into aion's own Redis
-	AION_DATA_DIR=$${AION_DATA_DIR:-var/data} $(BIN)/aion scan --replay $(SESSION) --speed max
+	AION_DATA_DIR=$${AION_DATA_DIR:-var/data} $(BIN)/aion scan --replay $(SESSION) --speed max --patterns all
 
 scan: demo  ## alias of demo
 

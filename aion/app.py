@@ -122,6 +122,8 @@ class ScanOptions:
         instruments: extra instrument master CSVs or session files (for --ws-url).
         restore: seed volume state from Redis for the same session (restart semantics).
         node: process name used in cross-instrument keys.
+        patterns: which ``patterns.yaml`` entries run (:func:`aion.config.select_patterns`:
+            ``enabled``, ``all`` or names; None: ``$AION_PATTERNS``, else ``enabled``).
     """
 
     replay: Path | None = None
@@ -132,6 +134,7 @@ class ScanOptions:
     instruments: list[Path] = field(default_factory=list)
     restore: bool | None = None
     node: str = "main"
+    patterns: str | None = None
 
 
 @dataclass
@@ -170,7 +173,7 @@ class Scanner:
     def __init__(self, config: AionConfig, opts: ScanOptions, config_dir: Path | None = None):
         self.config = config
         self.opts = opts
-        self.patterns = PatternEngine(load_patterns(config_dir))
+        self.patterns = PatternEngine(load_patterns(config_dir, opts.patterns))
         self.credentials = resolve_credentials(opts, config.kite.secrets_file)
         self.api_key, self.access_token = self.credentials.api_key, self.credentials.access_token
         self.session: Session | None = open_session(opts.replay) if opts.replay else None

@@ -18,7 +18,7 @@ import datetime as dt
 import os
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -920,8 +920,44 @@ def load_config(config_dir: Path | None = None) -> AionConfig:
     return cfg
 
 
-def load_patterns(config_dir: Path | None = None) -> list[PatternConfig]:
-    """Load ``patterns.yaml``: one :class:`PatternConfig` per entry (registry checks names).
+PATTERNS_ENV = "AION_PATTERNS"
+"""Environment variable choosing which ``patterns.yaml`` entries run (see
+:func:`select_patterns`); ``aion scan --patterns`` overrides it."""
+
+
+def select_patterns(configs: list[PatternConfig], selection: str | None) -> list[PatternConfig]:
+    """The entries of ``configs`` that run under ``selection``.
+
+    ``"enabled"`` (or None): the file's ``enabled`` flags. ``"all"``: every entry with its
+    settings, the disabled ones too: research runs (``aion evaluate``, the demo, the test
+    suite), since the shipped file enables only patterns with evidence of an edge over random
+    entries (issue 23, README Evidence). Otherwise a comma-separated list of entry names:
+    exactly those run.
+
+    Raises:
+        ConfigError: a name that is not an entry of ``patterns.yaml``.
+    """
+    sel = (selection or "enabled").strip()
+    if sel == "enabled":
+        return configs
+    if sel == "all":
+        return [replace(c, enabled=True) for c in configs]
+    names = {n.strip() for n in sel.split(",") if n.strip()}
+    unknown = sorted(names - {c.name for c in configs})
+    if unknown or not names:
+        raise ConfigError(
+            f"patterns {', '.join(unknown) or repr(selection)}: not in patterns.yaml "
+            "(use enabled, all, or entry names separated by commas)"
+        )
+    return [replace(c, enabled=c.name in names) for c in configs]
+
+
+def load_patterns(
+    config_dir: Path | None = None, selection: str | None = None
+) -> list[PatternConfig]:
+    """Load ``patterns.yaml``: one :class:`PatternConfig` per entry (registry checks names),
+    enabled as ``selection`` says (:func:`select_patterns`; None: ``$AION_PATTERNS``, else
+    the file's flags).
 
     Raises:
         ConfigError: one line naming the bad entry and the fix.
@@ -936,4 +972,4 @@ def load_patterns(config_dir: Path | None = None) -> list[PatternConfig]:
             raise ConfigError(f"{name}: expected a mapping of settings, got {body!r}")
         body = dict(body or {})
         out.append(_build(PatternConfig, {"name": str(name), **body}, str(name)))
-    return out
+    return select_patterns(out, selection or os.environ.get(PATTERNS_ENV))

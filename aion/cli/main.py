@@ -133,6 +133,15 @@ def scan(
     force: Annotated[
         bool, typer.Option(help="scan live Kite even on an NSE holiday or outside the session")
     ] = False,
+    patterns: Annotated[
+        str | None,
+        typer.Option(
+            "--patterns",
+            help="which patterns.yaml entries run: enabled (default; only patterns with "
+            "evidence), all (research: every entry), or names separated by commas; "
+            "env AION_PATTERNS",
+        ),
+    ] = None,
     config_dir: ConfigDir = None,
 ) -> None:
     """Scan live Kite ticks, a Kite-protocol server, or a replayed session into Redis."""
@@ -147,6 +156,7 @@ def scan(
         symbols=[s.strip() for s in symbols.split(",") if s.strip()] if symbols else [],
         instruments=list(instruments or []),
         restore=restore,
+        patterns=patterns,
     )
     if replay is None and ws_url is None and not force:
         # a misconfiguration (no credentials) is reported even when the market is closed
@@ -175,6 +185,11 @@ def scan(
         _fail(str(exc))
         return
     install_signal_handlers(scanner)
+    if not scanner.patterns.active:
+        print_line(
+            "no pattern runs: none in patterns.yaml has shown an edge over random entries "
+            "(README, Evidence); --patterns all runs every entry for research"
+        )
     from aion.cli.live import LiveView, summary_pairs
 
     show_live = live and on_terminal() and not json_out

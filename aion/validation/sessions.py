@@ -132,8 +132,13 @@ def run_session(
     config: AionConfig,
     workdir: Path,
     config_dir: Path | None = None,
+    patterns: str = "all",
 ) -> SessionRun:
     """Build ``spec``'s session into ``workdir`` and replay it in-process (module docstring).
+
+    ``patterns`` selects the ``patterns.yaml`` entries that run
+    (:func:`aion.config.select_patterns`); by default every entry, enabled or not: the
+    evaluation is what decides which ones the shipped file enables.
 
     Raises:
         ValueError: the bars do not hold that day, or the builder rejects them.
@@ -146,7 +151,7 @@ def run_session(
 
     out = workdir / f"{spec.date.isoformat()}.session"
     build_session(list(spec.bar_paths), spec.date, out)
-    scanner = Scanner(config, ScanOptions(replay=out), config_dir)
+    scanner = Scanner(config, ScanOptions(replay=out, patterns=patterns), config_dir)
     assert scanner.session is not None
     sink = _AlertsOnly()
     engine = ComputeEngine(

@@ -281,3 +281,56 @@ def test_cli_subprocess_bad_config(tmp_path: Path) -> None:
     assert len(lines) == 1, lines
     assert "alerts.min_confidence" in lines[0]
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+# -- which patterns.yaml entries run (issue 23: only patterns with evidence ship enabled) ----
+
+
+def _shipped(monkeypatch: pytest.MonkeyPatch) -> list:
+    from aion.config import PATTERNS_ENV, load_patterns
+
+    monkeypatch.delenv(PATTERNS_ENV, raising=False)  # the suite runs every entry (conftest)
+    return load_patterns()
+
+
+def test_the_shipped_registry_enables_only_entries_whose_evidence_beats_the_baseline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configs = _shipped(monkeypatch)
+    text = (Path(__file__).resolve().parents[2] / "config" / "patterns.yaml").read_text()
+    evidence = {}
+    for block in text.split("\n\n"):
+        lines = [ln for ln in block.splitlines() if ln and not ln.startswith("#")]
+        if lines and lines[0].endswith(":") and not lines[0].startswith(" "):
+            evidence[lines[0][:-1]] = [ln for ln in block.splitlines() if "# evidence" in ln]
+    assert {c.name for c in configs} == set(evidence)
+    for c in configs:
+        assert len(evidence[c.name]) == 1, f"{c.name}: one evidence comment citing make evaluate"
+        assert "make evaluate" in evidence[c.name][0]
+        if c.enabled:
+            assert ": beats:" in evidence[c.name][0], f"{c.name} is enabled without evidence"
+
+
+def test_pattern_selection_all_names_and_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aion.config import ConfigError, select_patterns
+
+    configs = _shipped(monkeypatch)
+    assert select_patterns(configs, None) == configs
+    assert select_patterns(configs, "enabled") == configs
+    every = select_patterns(configs, "all")
+    assert [c.name for c in every] == [c.name for c in configs] and all(c.enabled for c in every)
+    assert [c.params for c in every] == [c.params for c in configs]  # settings kept
+    two = select_patterns(configs, "breakout, volume_spike")
+    assert {c.name for c in two if c.enabled} == {"breakout", "volume_spike"}
+    with pytest.raises(ConfigError, match=r"no_such_pattern: not in patterns\.yaml"):
+        select_patterns(configs, "breakout,no_such_pattern")
+    with pytest.raises(ConfigError, match=r"not in patterns\.yaml"):
+        select_patterns(configs, " , ")
+
+
+def test_aion_patterns_env_selects_for_load_patterns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aion.config import PATTERNS_ENV, load_patterns
+
+    monkeypatch.setenv(PATTERNS_ENV, "fair_value_gaps")
+    assert [c.name for c in load_patterns() if c.enabled] == ["fair_value_gaps"]
+    assert all(c.enabled for c in load_patterns(selection="all"))  # the argument wins
