@@ -2,11 +2,14 @@
 
 The tracker follows, for every option slot of the compute engine's universe and every slot
 that is an option's underlying, the Kite tick fields ``last_price``, day ``volume_traded`` and
-``oi``. Options are recognised from the instrument master rows
-(:func:`aion.options.symbols.option_contract`) and attached to their underlying when that
-underlying (``NSE:NIFTY 50`` for ``NIFTY`` options, ``NSE:<NAME>`` for stock options) is a slot
-of the same universe; an option whose underlying is not subscribed gets no Greeks (IV reason
-``bad input``).
+``oi``, and the tick's incremental volume from the
+:class:`~aion.volume.state.VolumeStateManager` (the only place cumulative volume becomes
+per-tick volume; the straddle VWAP is weighted with it, so a scan that starts mid-session
+weights its first bar only with volume traded after its start). Options are recognised from
+the instrument master rows (:func:`aion.options.symbols.option_contract`) and attached to their
+underlying when that underlying (``NSE:NIFTY 50`` for ``NIFTY`` options, ``NSE:<NAME>`` for
+stock options) is a slot of the same universe; an option whose underlying is not subscribed
+gets no Greeks (IV reason ``bad input``).
 
 Two views of that state:
 
@@ -146,12 +149,17 @@ class ChainTracker:
         self._volume = np.zeros(rows, np.int64)
         self._oi = np.zeros(rows, np.int64)
         self._ts = np.zeros(rows, np.int64)
+        # incremental volume summed per row and session date (reset when the date changes)
+        self._seen_volume = np.zeros(rows, np.int64)
+        self._date = np.zeros(rows, np.int64)
         self._clock = np.zeros(1, np.int64)
         # the last batch's tracked ticks by (row, clock at arrival), see _index_batch
         self._keys = np.zeros(0, np.int64)
         self._b_price = np.zeros(0, np.float64)
         self._b_volume = np.zeros(0, np.int64)
         self._b_oi = np.zeros(0, np.int64)
+        self._b_seen_volume = np.zeros(0, np.int64)
+        self._b_date = np.zeros(0, np.int64)
 
         # latest state of the options (store_writes): views of the row arrays, then results
         self.last_price = self._price[:m]
@@ -184,7 +192,7 @@ class ChainTracker:
         self._vwap_date = np.zeros(n, np.int64)
         self._vwap_num = np.zeros(n, np.float64)
         self._vwap_den = np.zeros(n, np.float64)
-        self._vol_seen = np.zeros(m, np.int64)
+        self._vol_used = np.zeros(m, np.int64)  # each leg's seen volume at the last advance
         self._tte_now = 0
         self._tte_memo: dict[int, tuple[float, float]] = {}
 
@@ -203,14 +211,20 @@ class ChainTracker:
         self,
         slots: np.ndarray,
         ts: np.ndarray,
+        date: np.ndarray,
         price: np.ndarray,
         volume_traded: np.ndarray,
+        incremental: np.ndarray,
         oi: np.ndarray,
     ) -> np.ndarray:
         """Take one batch of kept ticks in arrival order: int64 ``slots``, int64 epoch-second
-        ``ts`` (exchange time, > 0), float64 ``price`` rupees, cumulative ``volume_traded`` and
-        ``oi`` units, all (n,). Every kept tick of the feed must come through here, in order:
-        the exchange clock (running maximum of ``ts``) decides which ticks a bar close sees.
+        ``ts`` (exchange time, > 0), int64 IST session ``date`` (YYYYMMDD), float64 ``price``
+        rupees, cumulative ``volume_traded``, ``incremental`` volume (the
+        :class:`~aion.volume.state.VolumeStateManager`'s, 0 for the first tick of a session
+        seen) and ``oi`` units, all (n,): the compute engine's
+        :class:`~aion.pipeline.ticks.TickColumns`. Every kept tick of the feed must come
+        through here, in order: the exchange clock (running maximum of ``ts``) decides which
+        ticks a bar close sees.
 
         Keeps the batch's ticks of tracked slots searchable by the as-of-close views until the
         next call (one compiled pass; untracked slots cost a table look-up), moves each
@@ -219,11 +233,13 @@ class ChainTracker:
 
         Returns the option indices updated, int64 (k,) ascending.
         """
-        keys_, self._b_price, self._b_volume, self._b_oi, touched = _index_batch(
+        keys_, b_price, b_volume, b_oi, b_seen, b_date, touched = _index_batch(
             np.ascontiguousarray(slots, np.int64),
             np.ascontiguousarray(ts, np.int64),
+            np.ascontiguousarray(date, np.int64),
             np.ascontiguousarray(price, np.float64),
             np.ascontiguousarray(volume_traded, np.int64),
+            np.ascontiguousarray(incremental, np.int64),
             np.ascontiguousarray(oi, np.int64),
             self._row,
             self._clock,
@@ -231,8 +247,12 @@ class ChainTracker:
             self._volume,
             self._oi,
             self._ts,
+            self._seen_volume,
+            self._date,
         )
         self._keys = keys_
+        self._b_price, self._b_volume, self._b_oi = b_price, b_volume, b_oi
+        self._b_seen_volume, self._b_date = b_seen, b_date
         o = touched[touched < len(self.contracts)]
         if o.shape[0]:
             spot = self._spot(o, self._price)
@@ -253,14 +273,35 @@ class ChainTracker:
         a tick in the last batch keeps its state from before the batch (every earlier batch
         arrived before the close: a bar closes in the batch holding its closing tick)."""
         price, volume, oi = self._price[rows], self._volume[rows], self._oi[rows]
-        if self._keys.shape[0]:
-            i = np.searchsorted(self._keys, (rows << _TS_BITS) | end, "left") - 1
-            ic = np.maximum(i, 0)
-            hit = (i >= 0) & ((self._keys[ic] >> _TS_BITS) == rows)
+        found = self._in_batch(rows, end)
+        if found is not None:
+            ic, hit = found
             price = np.where(hit, self._b_price[ic], price)
             volume = np.where(hit, self._b_volume[ic], volume)
             oi = np.where(hit, self._b_oi[ic], oi)
         return price, volume, oi
+
+    def _seen_at(self, rows: np.ndarray, end: int, date: int) -> np.ndarray:
+        """Incremental volume (int64 (k,), units) of tracked ``rows`` summed over session
+        ``date`` (YYYYMMDD) up to their tick as of the close of a bar ending at ``end`` (as
+        :meth:`_at`); 0 for a row whose tick as of that close is of another session."""
+        seen, day = self._seen_volume[rows], self._date[rows]
+        found = self._in_batch(rows, end)
+        if found is not None:
+            ic, hit = found
+            seen = np.where(hit, self._b_seen_volume[ic], seen)
+            day = np.where(hit, self._b_date[ic], day)
+        return np.where(day == date, seen, 0)
+
+    def _in_batch(self, rows: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where the last batch holds the tick of ``rows`` as of the close at ``end``: key
+        positions (int64 (k,)) and whether each row has one there (bool (k,)); None for an
+        empty batch."""
+        if self._keys.shape[0] == 0:
+            return None
+        i = np.searchsorted(self._keys, (rows << _TS_BITS) | end, "left") - 1
+        ic = np.maximum(i, 0)
+        return ic, (i >= 0) & ((self._keys[ic] >> _TS_BITS) == rows)
 
     def _spot(self, o: np.ndarray, row_price: np.ndarray) -> np.ndarray:
         """Underlying price of options ``o`` from ``row_price`` (float64 by row), NaN when the
@@ -461,8 +502,10 @@ class ChainTracker:
         :meth:`chain_view` of that bar.
 
         The VWAP is the session mean of the ATM straddle (ATM CE + PE ``last_price`` as of
-        each bar's close, rupees), weighted by the ATM CE + PE ``volume_traded`` since the
-        previous bar's close; it restarts at each session date (IST). Bars without a chain or
+        each bar's close, rupees), weighted by the ATM CE + PE incremental volume since the
+        previous bar's close (the VolumeStateManager's, so a scan that starts mid-session
+        weights its first bar only with volume traded after its start, never with the day's
+        ``volume_traded``); it restarts at each session date (IST). Bars without a chain or
         spot add nothing.
         """
         found = self._locate(slot, end)
@@ -474,17 +517,18 @@ class ChainTracker:
         if self._vwap_date[slot] != date:
             self._vwap_date[slot] = date
             self._vwap_num[slot] = self._vwap_den[slot] = 0.0
-            self._vol_seen[legs] = 0
+            self._vol_used[legs] = 0
+        seen = self._seen_at(legs, end, date)
         ce, pe = int(chain.ce[atm]), int(chain.pe[atm])
         if ce >= 0 and pe >= 0:
-            price, volume, _oi = self._at(np.array([ce, pe], np.int64), end)
-            seen = self._vol_seen[[ce, pe]]
-            dv = int(np.maximum(volume - seen, 0).sum())
+            pair = np.array([ce, pe], np.int64)
+            price = self._at(pair, end)[0]
+            dv = int((self._seen_at(pair, end, date) - self._vol_used[pair]).sum())
             straddle = float(price[0] + price[1])
             if dv > 0 and math.isfinite(straddle):
                 self._vwap_num[slot] += straddle * dv
                 self._vwap_den[slot] += dv
-        self._vol_seen[legs] = self._at(legs, end)[1]
+        self._vol_used[legs] = seen
 
     def _straddle_vwap(self, slot: int, end: int) -> float:
         """The straddle VWAP of ``slot``'s session at ``end`` as last advanced (rupees, NaN
@@ -497,17 +541,21 @@ class ChainTracker:
 
 @njit(nogil=True, cache=True)
 def _index_batch(
-    slots, ts, price, volume, oi, row, clock, cur_price, cur_volume, cur_oi, cur_ts
-):  # pragma: no cover - compiled
+    slots, ts, date, price, volume, incremental, oi, row, clock,
+    cur_price, cur_volume, cur_oi, cur_ts, cur_seen, cur_date,
+):  # fmt: skip  # pragma: no cover - compiled
     """Order a batch's ticks of tracked slots by (row, exchange clock at arrival).
 
-    ``slots``/``ts``/``price``/``volume``/``oi`` (n,) in arrival order, ``row`` int64 by slot
-    (-1 untracked), ``clock`` int64 (1,) the exchange clock before the batch (updated), and
-    the latest state by row ``cur_*`` (updated to each row's last tick). Returns search keys
-    int64 ``row << _TS_BITS | clock at arrival`` ascending, the ticks' ``price``/``volume``/
-    ``oi`` in key order, and the rows that ticked. Each touched row's group starts with its
-    state before the batch under clock 0 (found when no tick of the batch arrived before a
-    close); the clock is a running maximum, so arrival order within a row is key order.
+    ``slots``/``ts``/``date``/``price``/``volume``/``incremental``/``oi`` (n,) in arrival
+    order, ``row`` int64 by slot (-1 untracked), ``clock`` int64 (1,) the exchange clock
+    before the batch (updated), and the latest state by row ``cur_*`` (updated to each row's
+    last tick; ``cur_seen`` sums ``incremental`` per row over the session ``cur_date``,
+    restarting at 0 when a tick of another date arrives). Returns search keys int64
+    ``row << _TS_BITS | clock at arrival`` ascending, the ticks' ``price``/``volume``/``oi``/
+    seen volume/``date`` in key order, and the rows that ticked. Each touched row's group
+    starts with its state before the batch under clock 0 (found when no tick of the batch
+    arrived before a close); the clock is a running maximum, so arrival order within a row
+    is key order.
     """
     n_rows = cur_price.shape[0]
     count = np.zeros(n_rows, np.int64)
@@ -525,6 +573,8 @@ def _index_batch(
     b_price = np.empty(k, np.float64)
     b_volume = np.empty(k, np.int64)
     b_oi = np.empty(k, np.int64)
+    b_seen = np.empty(k, np.int64)
+    b_date = np.empty(k, np.int64)
     for r in range(n_rows):
         if count[r]:
             j = fill[r]
@@ -532,6 +582,8 @@ def _index_batch(
             b_price[j] = cur_price[r]
             b_volume[j] = cur_volume[r]
             b_oi[j] = cur_oi[r]
+            b_seen[j] = cur_seen[r]
+            b_date[j] = cur_date[r]
             fill[r] = j + 1
     c = clock[0]
     for i in range(slots.shape[0]):
@@ -541,18 +593,24 @@ def _index_batch(
         r = row[slots[i]]
         if r < 0:
             continue
+        if date[i] != cur_date[r]:
+            cur_date[r] = date[i]
+            cur_seen[r] = 0
+        cur_seen[r] += incremental[i]
         j = fill[r]
         keys[j] = (r << _TS_BITS) | c
         b_price[j] = price[i]
         b_volume[j] = volume[i]
         b_oi[j] = oi[i]
+        b_seen[j] = cur_seen[r]
+        b_date[j] = date[i]
         fill[r] = j + 1
         cur_price[r] = price[i]
         cur_volume[r] = volume[i]
         cur_oi[r] = oi[i]
         cur_ts[r] = t
     clock[0] = c
-    return keys, b_price, b_volume, b_oi, np.flatnonzero(count > 0)
+    return keys, b_price, b_volume, b_oi, b_seen, b_date, np.flatnonzero(count > 0)
 
 
 def _mean2(a: np.ndarray, b: np.ndarray) -> np.ndarray:

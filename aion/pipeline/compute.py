@@ -313,7 +313,9 @@ class ComputeEngine:
         slots, ts, price = cols.slot, cols.ts, cols.price
         self.analytics.on_ticks(slots, ts, cols.date, price, cols.incremental)
         if self.options.has_options:
-            updated = self.options.on_ticks(slots, ts, price, cols.volume_traded, cols.oi)
+            updated = self.options.on_ticks(
+                slots, ts, cols.date, price, cols.volume_traded, cols.incremental, cols.oi
+            )
             batch.state.update(self.options.store_writes(updated))
         if closed.shape[0]:
             self._on_bars(closed, batch)

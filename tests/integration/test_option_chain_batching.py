@@ -15,6 +15,7 @@ import pytest
 
 from aion.config import load_config, load_patterns
 from aion.kite.protocol import decode_frame
+from aion.market.time import from_ist
 from aion.patterns.frame import MinuteFrame
 from aion.patterns.registry import InstrumentView, PatternEngine, Signal
 from aion.pipeline.compute import ComputeEngine
@@ -157,3 +158,81 @@ def test_views_hold_only_ticks_before_the_bar_end(
                 assert view[f"{side.lower()}_last_price"][j] == price_before(opt, end)
                 checked += 1
     assert checked > 2 * 375 * 2 * 3
+
+
+def test_mid_session_start_weights_the_straddle_vwap_only_with_volume_after_it(
+    session: Session,
+) -> None:
+    """A scan that starts at 11:00:30 IST (its first frames are the session's from then on)
+    sees every option first at the day's ``volume_traded`` so far. The VolumeStateManager
+    yields 0 for that first tick, so the straddle VWAP of NIFTY 50 and NIFTY BANK, bar by
+    bar, equals a reference computed from the decoded frames alone: each bar's ATM straddle
+    weighted by the ATM legs' cumulative volume as of the bar's close minus the cumulative
+    at the previous bar's close, where before the first bar it is the leg's first tick after
+    the start. Weighting with the day's volume instead moves the VWAP away from it."""
+    start = from_ist(DAY, 11, 0) + 30
+    stamps = [int(decode_frame(f)["exchange_timestamp"].max()) for f in session.frames]
+    first = next(i for i, t in enumerate(stamps) if t >= start)
+    frames = session.frames[first:]
+    insts = {i.instrument_token: i for i in session.instruments()}
+    patterns = RecordingEngine(load_patterns())
+    eng = ComputeEngine(insts, load_config(), patterns, {}, {}, replaying=True)
+    ts_ns = session.ts_ns[first:]
+    eng.process([(int(t), "c0", f) for t, f in zip(ts_ns, frames, strict=True)])
+    eng.finish()
+
+    ticks = np.concatenate([decode_frame(f) for f in frames])
+    ts = ticks["exchange_timestamp"].astype(np.int64)
+    assert np.all(np.diff(ts) >= 0) and ts[0] >= start
+    by_symbol = {}
+    for tok in np.unique(ticks["instrument_token"]).tolist():
+        sel = ticks["instrument_token"] == tok
+        by_symbol[insts[tok].symbol] = (ts[sel], ticks["volume_traded"][sel].astype(np.int64))
+
+    def cumulative_before(sym: str, end: int) -> int | None:
+        """The leg's ``volume_traded`` at its last tick before ``end``; None before any."""
+        t, v = by_symbol[sym]
+        i = int(np.searchsorted(t, end, "left")) - 1
+        return int(v[i]) if i >= 0 else None
+
+    leg = {(i.name, i.strike, i.instrument_type): i.symbol for i in insts.values() if i.strike}
+    checked = 0
+    for under, name in (("NSE:NIFTY 50", "NIFTY"), ("NSE:NIFTY BANK", "BANKNIFTY")):
+        views = [(s, dict(items)) for sym, s, kind, items in patterns.records
+                 if kind == "chain" and sym == under]  # fmt: skip
+        assert views and views[0][0] == start - 30  # the first bar: the minute of the start
+        legs = {sym for (n, _k, _side), sym in leg.items() if n == name}
+        first_cum = {sym: int(by_symbol[sym][1][0]) for sym in legs if sym in by_symbol}
+        assert min(first_cum.values()) > 0  # the legs traded before the start
+        used = dict.fromkeys(legs, 0)  # seen volume at the previous bar's close
+        used_day = dict.fromkeys(legs, 0)  # the same from the day's volume_traded
+        num = den = num_day = den_day = 0.0
+        for bar_start, view in views:
+            end = bar_start + 60
+            seen, day = {}, {}
+            for sym in legs:
+                cum = cumulative_before(sym, end) if sym in by_symbol else None
+                seen[sym] = 0 if cum is None else cum - first_cum[sym]
+                day[sym] = 0 if cum is None else cum
+            atm = view["strike"][2]
+            pair = [leg[(name, atm, "CE")], leg[(name, atm, "PE")]]
+            straddle = view["ce_last_price"][2] + view["pe_last_price"][2]
+            assert view["atm_straddle"] == straddle
+            dv = sum(seen[s] - used[s] for s in pair)
+            dv_day = sum(day[s] - used_day[s] for s in pair)
+            if dv > 0:
+                num, den = num + straddle * dv, den + dv
+            if dv_day > 0:
+                num_day, den_day = num_day + straddle * dv_day, den_day + dv_day
+            used, used_day = seen, day
+            got = view["atm_straddle_vwap"]
+            if den == 0:
+                assert got == "nan", bar_start
+                continue
+            assert got == pytest.approx(num / den, rel=1e-12), bar_start
+            checked += 1
+        # the reference tells the two weightings apart: the day's volume drags the VWAP to
+        # the first bar's straddle
+        last = views[-1][1]["atm_straddle_vwap"]
+        assert abs(num_day / den_day - last) > 1e-3 * last
+    assert checked > 2 * 250

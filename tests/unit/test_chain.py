@@ -17,6 +17,7 @@ from aion.options.chain import CHAIN_ARRAY_KEYS, ChainTracker
 from aion.store import keys
 
 DAY = dt.date(2022, 11, 11)
+DATE = 20221111
 EXPIRY = dt.date(2022, 11, 24)
 STRIKES = [18000, 18050, 18100, 18150, 18200, 18250, 18300]
 CFG = OptionsConfig(rate=0.065, dividend_yield=0.0, trading_days_per_year=252.0)
@@ -74,10 +75,18 @@ def option_slots() -> list[int]:
     return [s for s, i in enumerate(universe()) if i.instrument_type in ("CE", "PE")]
 
 
-def batch(tick_ts: int, spot: float, sigma: float, vol: int, priced_at: int | None = None):
-    """Tick columns of one snapshot at ``tick_ts``: the index, then every option priced at
-    ``sigma`` with time to expiry from ``priced_at`` (default ``tick_ts``), day volume ``vol``
-    and OI 100 x its position."""
+def batch(
+    tick_ts: int,
+    spot: float,
+    sigma: float,
+    vol: int,
+    priced_at: int | None = None,
+    inc: int | None = None,
+):  # type: ignore[no-untyped-def]
+    """Tick columns of one snapshot at ``tick_ts`` (``ChainTracker.on_ticks`` order): the
+    index, then every option priced at ``sigma`` with time to expiry from ``priced_at``
+    (default ``tick_ts``), day volume ``vol``, incremental volume ``inc`` (default ``vol``:
+    the whole day seen) and OI 100 x its position."""
     t = years_left(priced_at or tick_ts)
     insts = universe()
     slots, prices = [0], [spot]
@@ -89,8 +98,10 @@ def batch(tick_ts: int, spot: float, sigma: float, vol: int, priced_at: int | No
     return (
         np.array(slots, np.int64),
         np.full(n, tick_ts, np.int64),
+        np.full(n, DATE, np.int64),
         np.array(prices),
         np.full(n, vol, np.int64),
+        np.full(n, vol if inc is None else inc, np.int64),
         np.arange(n, dtype=np.int64) * 100,
     )
 
@@ -167,7 +178,7 @@ def test_chain_view_centres_on_atm_and_is_a_pure_read(tracker: ChainTracker) -> 
         np.testing.assert_array_equal(again[key], value)
     # a minute later: vols up, 500 more units traded in each leg
     later = end + 60
-    tracker.on_ticks(*batch(later - 10, 18160.0, 0.17, 1500, priced_at=later))
+    tracker.on_ticks(*batch(later - 10, 18160.0, 0.17, 1500, priced_at=later, inc=500))
     before = tracker.chain_view(0, later)  # not advanced yet: still the first bar's VWAP
     assert float(before["atm_straddle_vwap"]) == pytest.approx(ce + pe)
     tracker.advance_straddle_vwap(0, later)
@@ -177,7 +188,7 @@ def test_chain_view_centres_on_atm_and_is_a_pure_read(tracker: ChainTracker) -> 
     expected = ((ce + pe) * 2000 + s2 * 1000) / 3000
     assert float(chain2["atm_straddle_vwap"]) == pytest.approx(expected)
     # at the grid's edge the chain is NaN-padded: spot 18010 -> ATM 18000 at index 2
-    tracker.on_ticks(*batch(later + 50, 18010.0, 0.17, 1500))
+    tracker.on_ticks(*batch(later + 50, 18010.0, 0.17, 1500, inc=0))
     edge = tracker.chain_view(0, later + 60)
     assert np.isnan(edge["strike"][:2]).all() and edge["strike"][2] == 18000
     assert np.isnan(edge["ce_iv"][:2]).all()
@@ -190,9 +201,10 @@ def test_a_tick_after_the_bar_end_is_not_seen() -> None:
     ticks; the bar ending at 10:01 sees them."""
     end = from_ist(DAY, 10, 0)
     first = batch(end - 10, 18160.0, 0.155, 1000, priced_at=end)
-    after = batch(end + 5, 18230.0, 0.2, 1500)
-    late = (np.array([7, 0]), np.array([end - 2] * 2), np.array([1.5, 18300.0]),
-            np.array([9999, 0]), np.array([1, 0]))  # fmt: skip  # slot 7: 18150 CE
+    after = batch(end + 5, 18230.0, 0.2, 1500, inc=500)
+    late = (np.array([7, 0]), np.array([end - 2] * 2), np.array([DATE] * 2),
+            np.array([1.5, 18300.0]), np.array([9999, 0]), np.array([0, 0]),
+            np.array([1, 0]))  # fmt: skip  # slot 7: 18150 CE
     alone = ChainTracker(universe(), MarketCalendar(), CFG)
     alone.on_ticks(*first)
     both = ChainTracker(universe(), MarketCalendar(), CFG)
@@ -226,9 +238,11 @@ def test_views_do_not_depend_on_batching() -> None:
     ts[late] -= rng.integers(1, 20, late.sum())  # out-of-order stamps
     slots = np.where(rng.random(n) < 0.3, 0, rng.choice(opts, n))
     price = np.where(slots == 0, 18160 + np.cumsum(rng.normal(0, 5, n)), rng.uniform(20, 300, n))
-    volume = np.cumsum(rng.integers(0, 100, n))
+    inc = rng.integers(0, 100, n)
+    volume = np.cumsum(inc)
     oi = rng.integers(0, 10**6, n)
-    stream = (slots.astype(np.int64), ts.astype(np.int64), price.round(2), volume, oi)
+    date = np.full(n, DATE, np.int64)
+    stream = (slots.astype(np.int64), ts.astype(np.int64), date, price.round(2), volume, inc, oi)
     View = tuple[int, dict[str, list[float]], list[dict[str, float]]]
 
     def views(cuts: list[int]) -> list[View]:
@@ -259,7 +273,7 @@ def test_views_do_not_depend_on_batching() -> None:
         last: dict[int, int] = {}
         for i in range(int(np.searchsorted(run_max, end, "left"))):
             last[int(slots[i])] = i
-        assert chain["spot"] == [stream[2][last[0]]]
+        assert chain["spot"] == [price.round(2)[last[0]]]
         for j, k in enumerate(chain["strike"]):
             for side in ("CE", "PE") if k == k else ():  # NaN: beyond the grid's edge
                 col = side.lower()
@@ -267,7 +281,7 @@ def test_views_do_not_depend_on_batching() -> None:
                 if i < 0:
                     assert math.isnan(chain[f"{col}_last_price"][j])
                     continue
-                assert chain[f"{col}_last_price"][j] == stream[2][i]
+                assert chain[f"{col}_last_price"][j] == price.round(2)[i]
                 assert chain[f"{col}_volume"][j] == volume[i]
                 assert chain[f"{col}_oi"][j] == oi[i]
                 checked += 1
@@ -279,8 +293,9 @@ def test_expired_chain_and_missing_underlying() -> None:
     tr = ChainTracker(insts, MarketCalendar(), CFG)
     now = from_ist(DAY, 10, 0)
     upd = tr.on_ticks(
-        np.array([0], np.int64), np.array([now]), np.array([120.0]), np.array([10]), np.array([5])
-    )
+        np.array([0], np.int64), np.array([now]), np.array([DATE]), np.array([120.0]),
+        np.array([10]), np.array([10]), np.array([5]),
+    )  # fmt: skip
     assert upd.tolist() == [0]
     assert math.isnan(tr.option_view(0, now + 60)["iv"])
     assert tr.state(0)["iv_reason"] == "bad input"
@@ -289,7 +304,9 @@ def test_expired_chain_and_missing_underlying() -> None:
     tr2.on_ticks(
         np.array([0, 1], np.int64),
         np.array([after, after]),
+        np.array([20221124, 20221124]),
         np.array([18100.0, 50.0]),
+        np.array([0, 10]),
         np.array([0, 10]),
         np.array([0, 5]),
     )
@@ -297,3 +314,40 @@ def test_expired_chain_and_missing_underlying() -> None:
     assert tr2.chain_view(0, after + 60) == {}
     tr2.advance_straddle_vwap(0, after + 60)  # no chain: nothing to add
     assert tr2.option_view(1, after + 60)["dte_days"] == 0.0
+
+
+def test_straddle_vwap_weights_only_volume_seen_after_the_start(tracker: ChainTracker) -> None:
+    """A scan that starts mid-session first sees each leg at day volume 1000 with incremental
+    volume 0 (the VolumeStateManager's first sight): the first bar adds no weight (VWAP NaN),
+    the second is weighted with the 500 units traded in each leg after the start only, and a
+    new session restarts the VWAP and the legs' seen volume."""
+    end = from_ist(DAY, 10, 0)
+    tracker.on_ticks(*batch(end - 10, 18160.0, 0.155, 1000, priced_at=end, inc=0))
+    tracker.advance_straddle_vwap(0, end)
+    assert math.isnan(float(tracker.chain_view(0, end)["atm_straddle_vwap"]))
+    later = end + 60
+    tracker.on_ticks(*batch(later - 10, 18160.0, 0.17, 1500, priced_at=later, inc=500))
+    tracker.advance_straddle_vwap(0, later)
+    chain = tracker.chain_view(0, later)
+    assert float(chain["atm_straddle_vwap"]) == pytest.approx(float(chain["atm_straddle"]))
+    third = later + 60
+    tracker.on_ticks(*batch(third - 10, 18160.0, 0.2, 1800, priced_at=third, inc=300))
+    tracker.advance_straddle_vwap(0, third)
+    s2, s3 = float(chain["atm_straddle"]), float(tracker.chain_view(0, third)["atm_straddle"])
+    want = (s2 * 1000 + s3 * 600) / 1600
+    assert float(tracker.chain_view(0, third)["atm_straddle_vwap"]) == pytest.approx(want)
+    # the next session restarts the VWAP; each leg's seen volume restarts at its first tick
+    # of the new date (800 units seen on the 11th must not weigh the 14th's first bar)
+    day2 = from_ist(dt.date(2022, 11, 14), 9, 20)
+    weights = []
+    for k, (sigma, inc) in enumerate([(0.2, 200), (0.3, 100)]):
+        cols = list(batch(third - 10, 18160.0, sigma, 200 + 100 * k, priced_at=third, inc=inc))
+        cols[1] = np.full(cols[1].shape, day2 + 60 * k - 10, np.int64)
+        cols[2] = np.full(cols[2].shape, 20221114, np.int64)
+        tracker.on_ticks(*cols)
+        tracker.advance_straddle_vwap(0, day2 + 60 * k)
+        weights.append((float(tracker.chain_view(0, day2 + 60 * k)["atm_straddle"]), 2 * inc))
+    (sa, wa), (sb, wb) = weights
+    assert sb > sa
+    got = float(tracker.chain_view(0, day2 + 60)["atm_straddle_vwap"])
+    assert got == pytest.approx((sa * wa + sb * wb) / (wa + wb))
