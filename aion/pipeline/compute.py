@@ -25,6 +25,7 @@ import numpy as np
 
 from aion.alerts.manager import Alert, AlertManager, Candidate
 from aion.bars.builder import BarBuilder
+from aion.bars.rollup import RollupBuilder
 from aion.config import AionConfig
 from aion.feed.gaps import GapTracker
 from aion.indicators.core import IndicatorCore
@@ -52,7 +53,7 @@ from aion.pipeline.ticks import TickPath
 from aion.risk.manager import RiskManager
 from aion.store import keys
 from aion.store.columnar import VOLUME_FAMILY, BarColumns, StateColumns
-from aion.store.encode import int_cells, render_cells
+from aion.store.encode import encode_rollups, int_cells, render_cells
 from aion.store.writer import AlertRecord, StoreBatch, encode_bars
 from aion.volume.analytics import BarAnalyticsColumns, VolumeAnalytics
 from aion.volume.state import VolumeStateManager
@@ -189,6 +190,7 @@ class ComputeEngine:
         n = max(1, len(self.slot_inst))
         self.volume = VolumeStateManager(n)
         self.bars = BarBuilder(n)
+        self.rollups = RollupBuilder(n)  # 5/15/30/60-minute bars of the closed regular bars
         self.indicators = IndicatorCore(n, config.indicators.for_timeframe("1m"))
         self.history = _History(n)
         self.book = BookTracker(n)
@@ -209,7 +211,7 @@ class ComputeEngine:
             config.calendar.market_calendar(),
             replaying=replaying,
         )
-        # time-of-day baseline, RVOL, VIX regime, F&O adjustment, volume profile, roll-ups
+        # time-of-day baseline, RVOL, VIX regime, F&O adjustment, volume profile
         self.analytics = VolumeAnalytics(self.slot_inst, config, avg_volume)
         # option IV/Greeks (published with the option's tick) and per-underlying chains
         self.options = ChainTracker(
@@ -395,10 +397,11 @@ class ComputeEngine:
 
         Per minute group (a chunk may close several minutes) the alert path runs first:
         indicators, analytics columns, detectors, risk, the alert manager; the alerts go to
-        :meth:`Outputs.alerts` at once. Only then the group's
-        RVOL/profile and indicator hashes; after every group the bar texts, volume states and
-        roll-ups. Each stage sees the same state as in any other order (the analytics'
-        records read what the group's own update left), so alerts and writes are unchanged.
+        :meth:`Outputs.alerts` at once. Only then the group's RVOL/profile and indicator
+        hashes; after every group the bar texts, volume states and the roll-ups
+        (:class:`~aion.bars.rollup.RollupBuilder`) the regular bars completed. Each stage sees
+        the same state as in any other order (the analytics' records read what the group's own
+        update left), so alerts and writes are unchanged.
         """
         c = self.counters
         c.bars += int(closed.shape[0])
@@ -412,7 +415,7 @@ class ComputeEngine:
             self._on_regular_bars(reg, dates[reg_mask], batch)
         self._write_bars(closed, dates, batch)
         if reg.shape[0]:
-            self.analytics.rollup(reg, batch)
+            self._write_rollups(self.rollups.update(reg), batch)
 
     def _on_regular_bars(self, reg: np.ndarray, reg_dates: np.ndarray, batch: StoreBatch) -> None:
         """Indicators, detectors and alerts of closed regular bars (revision 0), minute by
@@ -478,6 +481,25 @@ class ComputeEngine:
         slots = slots[self.volume.seen[slots]]  # bars written -> their volume state too
         if slots.shape[0]:
             batch.columns.append(self._volume_columns(slots))
+
+    def _write_rollups(self, rolled: np.ndarray, batch: StoreBatch) -> None:
+        """The roll-up hash fields (``keys.bars`` of the timeframe and session date: ``HH:MM``
+        IST start -> :func:`~aion.store.encode.encode_rollups` JSON) of rolled-up bars
+        (``ROLLUP_DTYPE`` (k,))."""
+        if rolled.shape[0] == 0:
+            return
+        starts = rolled["start"]
+        batch.bars.extend(
+            (keys.bars(self._symbols[s], f"{tf}m", d), {f"{mi // 60:02d}:{mi % 60:02d}": text})
+            for s, tf, d, mi, text in zip(
+                rolled["slot"].tolist(),
+                rolled["timeframe"].tolist(),
+                session_dates(starts).tolist(),
+                minute_of_day_ist(starts).tolist(),
+                encode_rollups(rolled),
+                strict=True,
+            )
+        )
 
     def _write_indicators(
         self, group: np.ndarray, ind: dict[str, np.ndarray], batch: StoreBatch
@@ -569,4 +591,5 @@ class ComputeEngine:
         if closed.shape[0]:
             self._on_bars(closed, batch)
         self.analytics.finish(batch)
+        self._write_rollups(self.rollups.finish(), batch)
         self.outputs.writes(batch)

@@ -175,6 +175,31 @@ def render_rows(
     return rows
 
 
+_ROLLUP_FIELDS = (  # the JSON keys of a rolled-up bar, sorted; decimals (-1: integer)
+    ("close", 4), ("high", 4), ("low", 4), ("minutes", -1), ("oi", -1), ("open", 4),
+    ("start", -1), ("ticks", -1), ("volume", -1),
+)  # fmt: skip
+_ROLLUP_LITERALS = [
+    "{" + ",".join(f'"{k}":' for k, _ in _ROLLUP_FIELDS[:1]),
+    *(f',"{k}":' for k, _ in _ROLLUP_FIELDS[1:]),
+    "}",
+]
+
+
+def encode_rollups(rows: np.ndarray) -> list[str]:
+    """Compact JSON of each rolled-up bar (``aion.bars.rollup.ROLLUP_DTYPE`` rows, (k,)).
+
+    Keys sorted (``close``, ``high``, ``low``, ``minutes``, ``oi``, ``open``, ``start``,
+    ``ticks``, ``volume``; the 1-minute bar's keys of ``encode_bar`` without ``segment``, plus
+    ``minutes``): prices in rupees rounded to 4 decimals (:func:`render_rows`' number text,
+    ``NaN`` when not finite, as ``json.dumps`` writes it), ``start`` epoch seconds, volume,
+    ``oi``, ``ticks`` and ``minutes`` integers. ``json.loads`` of each text gives the row's
+    values (prices as ``numpy.round(x, 4)``).
+    """
+    values = np.column_stack([rows[k].astype(np.float64) for k, _ in _ROLLUP_FIELDS])
+    return render_rows(_ROLLUP_LITERALS, values, [d for _, d in _ROLLUP_FIELDS], "NaN")
+
+
 @njit(nogil=True, cache=True)
 def _bins_size(slots: np.ndarray, vol: np.ndarray) -> int:
     size = 0

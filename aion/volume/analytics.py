@@ -3,8 +3,8 @@
 :class:`VolumeAnalytics` ties together the time-of-day baseline
 (:mod:`aion.volume.baseline`), RVOL (:mod:`aion.volume.rvol`), the session and
 INDIA VIX multipliers (:mod:`aion.volume.regime`), the F&O expiry adjustment
-(:mod:`aion.volume.fno`), the session volume profile (:mod:`aion.volume.profile`)
-and the 5/15/30/60-minute roll-ups (:mod:`aion.bars.rollup`). The compute engine
+(:mod:`aion.volume.fno`) and the session volume profile (:mod:`aion.volume.profile`).
+The compute engine
 calls it with ticks (price + incremental volume), with every closed 1-minute bar,
 and once per closed regular bar for the :class:`~aion.patterns.registry.InstrumentView`
 fields; it writes its Redis keys into the engine's :class:`~aion.store.writer.StoreBatch`.
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from aion.bars.rollup import RollupBuilder, session_minute
+from aion.bars.rollup import session_minute
 from aion.config import AionConfig
 from aion.instruments.master import Instrument
 from aion.market.calendar import MarketCalendar
@@ -38,7 +38,6 @@ from aion.market.time import (
     REGULAR_OPEN_MINUTE,
     SEGMENT_REGULAR,
     minute_of_day_ist,
-    session_dates,
 )
 from aion.store import keys
 from aion.store.columnar import RvolColumns, StateColumns
@@ -154,15 +153,6 @@ _RVOL_FIELDS = (  # the RVOL entry's keys in json.dumps(sort_keys=True) order; d
     ("multiplier", 6), ("poc", 6), ("regime", 0), ("rvol_bar", 6), ("rvol_cum", 6),
     ("start", -1), ("vix", 6), ("volume", -1),
 )  # fmt: skip
-_ROLLUP_FIELDS = (  # encode_bar's keys of a roll-up, sorted; decimals (-1: int)
-    ("close", 4), ("high", 4), ("low", 4), ("minutes", -1), ("oi", -1), ("open", 4),
-    ("start", -1), ("ticks", -1), ("volume", -1),
-)  # fmt: skip
-_ROLLUP_LITERALS = [
-    "{" + ",".join(f'"{k}":' for k, _ in _ROLLUP_FIELDS[:1]),
-    *(f',"{k}":' for k, _ in _ROLLUP_FIELDS[1:]),
-    "}",
-]
 _PREV = ("poc", "vah", "val")
 
 
@@ -248,7 +238,6 @@ class VolumeAnalytics:
         self._is_vix[self._vix_slots] = True
         ticks = np.array([i.tick_size for i in instruments] or [0.0], np.float64)
         self.profiles = VolumeProfiles(ticks, config.volume.profile)
-        self.rollups = RollupBuilder(n)
         self._calendar = calendar
         self._is_fno = np.array(
             [i.instrument_type in ("FUT", "CE", "PE") for i in instruments] or [False], np.bool_
@@ -557,13 +546,9 @@ class VolumeAnalytics:
         fields_all = (*fields, "bar_start", "baseline", "bins")
         batch.columns.append(StateColumns("profile", fields_all, row_keys, cells))
 
-    def rollup(self, regular: np.ndarray, batch: StoreBatch) -> None:
-        """Roll up closed regular 1-minute bars (revision 0) and write completed bars."""
-        self._write_rollups(self.rollups.update(regular), batch)
-
     def finish(self, batch: StoreBatch) -> None:
-        """Session end: apply held ticks, write every profile changed since its last bins
-        write (statistics and bins) and the forming roll-ups."""
+        """Session end: apply held ticks and write every profile changed since its last bins
+        write (statistics and bins)."""
         self._apply_pending(None)
         p = self.profiles
         live = np.flatnonzero(p.total > 0)
@@ -574,27 +559,3 @@ class VolumeAnalytics:
             slots = live[changed]
             if slots.shape[0]:
                 self._write_profiles(slots, p.date[slots], p.stats(slots), batch, None, None)
-        self._write_rollups(self.rollups.finish(), batch)
-
-    def _write_rollups(self, out: np.ndarray, batch: StoreBatch) -> None:
-        """``keys.bars`` writes of rolled-up bars ``ROLLUP_DTYPE`` (k,): field ``HH:MM`` (IST
-        start) -> compact JSON (``encode_bar``'s keys, prices rounded to 4 decimals)."""
-        if out.shape[0] == 0:
-            return
-        starts = out["start"]
-        values = np.column_stack([out[k].astype(np.float64) for k, _ in _ROLLUP_FIELDS])
-        texts = render_rows(_ROLLUP_LITERALS, values, [d for _, d in _ROLLUP_FIELDS], "NaN")
-        mins = minute_of_day_ist(starts).tolist()
-        batch.bars.extend(
-            [
-                (keys.bars(self._symbols[s], f"{tf}m", d), {f"{mi // 60:02d}:{mi % 60:02d}": t})
-                for s, tf, d, mi, t in zip(
-                    out["slot"].tolist(),
-                    out["timeframe"].tolist(),
-                    session_dates(starts).tolist(),
-                    mins,
-                    texts,
-                    strict=True,
-                )
-            ]
-        )

@@ -1,9 +1,11 @@
-"""5/15/30/60-minute roll-ups against independent roll-ups of the vendor 1-minute bars."""
+"""5/15/30/60-minute roll-ups against independent roll-ups of the vendor 1-minute bars, and
+their Redis JSON text."""
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +14,11 @@ import pytest
 from aion.bars.builder import BAR_DTYPE
 from aion.bars.rollup import TIMEFRAMES, RollupBuilder, rollup_bars
 from aion.market.time import SEGMENT_REGULAR, from_ist, to_ist
+from aion.store.encode import encode_rollups
 
 INTRADAY = Path(__file__).resolve().parents[2] / "aion" / "data" / "intraday_1min_2022-11-11"
 DAY = dt.date(2022, 11, 11)
+_PRICES = ("open", "high", "low", "close")
 
 
 def vendor_rows(symbol: str) -> list[tuple[int, float, float, float, float, int]]:
@@ -108,3 +112,18 @@ def test_missing_minutes_and_session_change_close_the_bucket() -> None:
     assert left.shape[0] == 1 and to_ist(int(left[0]["start"])).strftime("%H:%M") == "09:20"
     with pytest.raises(ValueError):
         RollupBuilder(1, (1,))
+
+
+def test_rollup_json_parses_back_to_the_rows() -> None:
+    """encode_rollups: one compact JSON per rolled-up bar, keys sorted, prices rounded to 4
+    decimals, equal to json.dumps of the row's values (NaN as json writes it)."""
+    rows = rollup_bars(as_bars(vendor_rows("HDFCBANK"), 3))
+    rows["close"][0] = 1001.123456  # rounded on the way out
+    rows["high"][1] = np.nan
+    texts = encode_rollups(rows)
+    assert len(texts) == rows.shape[0] == sum(-(-375 // tf) for tf in TIMEFRAMES)
+    names = ("close", "high", "low", "minutes", "oi", "open", "start", "ticks", "volume")
+    for text, row in zip(texts, rows, strict=True):
+        want = {k: round(float(row[k]), 4) if k in _PRICES else int(row[k]) for k in names}
+        assert text == json.dumps(want, separators=(",", ":"), sort_keys=True)
+    assert json.loads(texts[0])["close"] == 1001.1235

@@ -104,7 +104,6 @@ def run(
             bars = bars_of(nxt, ticks)
             dates = np.full(3, DATE)
             va.on_closed_bars(bars, np.zeros(4, np.int64))
-            va.rollup(bars, batch)
             cols = va.on_regular_bars(bars, dates)
             va.record_bars(bars, dates, cols, batch)
             out.append(cols)
@@ -185,11 +184,6 @@ def test_rvol_regime_and_profile_extras_against_straightforward_values() -> None
     assert entry["poc"] == c5.profile["poc"][0] and entry["regime"] == c5.regime[0]
     assert entry["minute"] == 5
     assert entry["volume"] == int(bars_of(5, (slots, ts, price, incr))["volume"][0])
-    # 60-minute roll-up of the first 12 bars: written at finish with the open of 09:15
-    hour = json.loads(stored[keys.bars("NSE:HDFCBANK", "60m", DATE)]["09:15"])
-    assert hour["minutes"] == MINUTES and hour["open"] == float(
-        bars_of(0, (slots, ts, price, incr))["open"][0]
-    )
     reliance = json.loads(stored[keys.rvol("NSE:RELIANCE", DATE)]["09:20"])
     assert reliance["rvol_cum"] is None and reliance["expected_bar"] is None
     prof = batch.state_mappings()[keys.profile("NSE:HDFCBANK", DATE)]
