@@ -41,7 +41,7 @@ from aion.instruments.kite_api import KiteApiError, cached_instruments, last_pri
 from aion.instruments.master import Instrument, InstrumentMaster
 from aion.instruments.universe import UniverseError, resolve_universe
 from aion.kite.credentials import Credentials, CredentialsError, load_credentials
-from aion.kite.protocol import MODE_CODES
+from aion.kite.wire import MODE_CODES
 from aion.market.time import IST, parse_date, session_date
 from aion.patterns.registry import PatternEngine
 from aion.pipeline.allocator import HeapTrimmer, tune_malloc

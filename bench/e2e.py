@@ -56,7 +56,7 @@ import redis
 
 from aion.app import Scanner, ScanOptions
 from aion.config import load_config
-from aion.kite.protocol import MAX_TOKENS_PER_CONNECTION
+from aion.kite.wire import MAX_TOKENS_PER_CONNECTION
 from aion.pipeline.compute import ComputeEngine
 from aion.replay.session_file import SessionWriter, iter_frames, open_session
 from aion.store import keys

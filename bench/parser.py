@@ -2,7 +2,7 @@
 
 Both parse the identical frames: realistic Kite messages of mixed modes (full
 for NSE/NFO instruments, quote, ltp, index quote/full) with 1-200 packets per
-frame, built with :func:`aion.kite.protocol.encode_frame` from seeded random
+frame, built with :func:`aion.kite.encode.encode_frame` from seeded random
 ticks. Figures are packets per second; the ratio is aion / kiteconnect, both
 measured in this run on this machine.
 
@@ -24,15 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from aion.kite.protocol import (
-    MODE_FULL,
-    MODE_LTP,
-    MODE_QUOTE,
-    TICK_DTYPE,
-    decode_frame,
-    decode_frames,
-    encode_frame,
-)
+from aion.kite.decode import decode_frame, decode_frames
+from aion.kite.encode import encode_frame
+from aion.kite.wire import MODE_FULL, MODE_LTP, MODE_QUOTE, TICK_DTYPE
 
 
 def make_frames(n_frames: int, seed: int = 11) -> list[bytes]:

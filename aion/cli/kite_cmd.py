@@ -11,7 +11,8 @@ from typing import Any
 
 import typer
 
-from aion.kite.protocol import MalformedFrame, decode_frame, decode_packet, ticks_to_dicts
+from aion.kite.decode import decode_frame, decode_packet, ticks_to_dicts
+from aion.kite.wire import MalformedFrame
 
 kite_app = typer.Typer(
     help="Kite Connect WebSocket wire protocol tools (decode binary frames).",

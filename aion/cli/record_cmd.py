@@ -23,7 +23,8 @@ from rich.console import Console
 
 from aion.config import ConfigError, load_config
 from aion.feed.client import FeedClient
-from aion.kite.protocol import MODE_NAMES, MalformedFrame, decode_frame
+from aion.kite.decode import decode_frame
+from aion.kite.wire import MODE_NAMES, MalformedFrame
 from aion.market.time import session_date
 from aion.pipeline.queues import BoundedQueue
 from aion.replay.server import SESSION_COMPLETE_MESSAGE

@@ -2,15 +2,15 @@
 
 Source of the limits: Kite Connect WebSocket docs ("you can subscribe to up to 3000
 instruments on a single WebSocket connection ... an API key can have up to 3 websocket
-connections"), held in :data:`aion.kite.protocol.MAX_TOKENS_PER_CONNECTION` and
-:data:`~aion.kite.protocol.MAX_CONNECTIONS_PER_KEY`.
+connections"), held in :data:`aion.kite.wire.MAX_TOKENS_PER_CONNECTION` and
+:data:`~aion.kite.wire.MAX_CONNECTIONS_PER_KEY`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aion.kite.protocol import MAX_CONNECTIONS_PER_KEY, MAX_TOKENS_PER_CONNECTION
+from aion.kite.wire import MAX_CONNECTIONS_PER_KEY, MAX_TOKENS_PER_CONNECTION
 
 __all__ = ["MAX_TOKENS_PER_KEY", "ShardingError", "shard_modes"]
 

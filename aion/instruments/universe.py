@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from aion.config import FuturesSelector, OptionsSelector, UniverseConfig
 from aion.instruments.master import Instrument, InstrumentMaster
-from aion.kite.protocol import MODE_CODES
+from aion.kite.wire import MODE_CODES
 
 __all__ = ["Universe", "UniverseError", "resolve_universe"]
 

@@ -2,7 +2,7 @@
 
 :class:`ComputeEngine` runs on the compute thread. It takes a batch of raw
 frames from the ``raw`` queue, decodes them into one columnar tick array
-(:func:`aion.kite.protocol.decode_frame`), validates ticks, maps tokens to
+(:func:`aion.kite.decode.decode_frame`), validates ticks, maps tokens to
 instrument slots, turns cumulative volume into incremental volume
 (:class:`~aion.volume.state.VolumeStateManager`), builds 1-minute bars
 (:class:`~aion.bars.builder.BarBuilder`) and, for each closed regular bar,
@@ -30,7 +30,7 @@ from aion.config import AionConfig
 from aion.feed.gaps import GapTracker
 from aion.indicators.core import IndicatorCore
 from aion.instruments.master import Instrument
-from aion.kite.protocol import (
+from aion.kite.decode import (
     FRAME_HEARTBEAT,
     FRAME_OK,
     FRAME_STATUS_REASONS,

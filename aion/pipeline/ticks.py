@@ -1,10 +1,10 @@
 """The compute thread's tick path: frames -> volume, bars, book and latest ticks.
 
 One compiled pass (:class:`TickPath`) over a chunk of frames
-(:func:`aion.kite.protocol.join_frames`) locates their packets
-(:func:`aion.kite.protocol.scan_packets`) and does, tick by tick in arrival order, what the
+(:func:`aion.kite.decode.join_frames`) locates their packets
+(:func:`aion.kite.decode.scan_packets`) and does, tick by tick in arrival order, what the
 compute engine needs of every tick: decode the packet with the protocol's own decoder
-(:func:`aion.kite.protocol.packet_fields`, no :data:`~aion.kite.protocol.TICK_DTYPE` rows),
+(:func:`aion.kite.decode.packet_fields`, no :data:`~aion.kite.wire.TICK_DTYPE` rows),
 fill in exchange time, validate, map the instrument token to its slot (an open-addressing hash
 table), turn cumulative into incremental volume (:func:`aion.volume.state.apply_kernel`), flag
 the first tick after a feed gap (:class:`aion.feed.gaps.GapTracker`), build the 1-minute bars
@@ -40,14 +40,8 @@ import numpy as np
 from numba import njit
 
 from aion.bars.builder import BarBuilder, bars_kernel, pack_kernel
-from aion.kite.protocol import (
-    MODE_FULL,
-    MODE_LTP,
-    JoinedFrames,
-    depth_level,
-    packet_fields,
-    scan_packets,
-)
+from aion.kite.decode import JoinedFrames, depth_level, packet_fields, scan_packets
+from aion.kite.wire import MODE_FULL, MODE_LTP
 from aion.market.time import IST_OFFSET_S, session_dates
 from aion.pipeline.book import BookTracker, sort_book
 from aion.volume.state import VolumeStateManager, apply_kernel
@@ -368,8 +362,8 @@ class TickPath:
         """Run the packets of ``frames`` through volume, gap flags, bars, book, latest ticks.
 
         Args:
-            frames: the chunk's frames (:func:`aion.kite.protocol.join_frames`); their
-                ``status`` is set here (:data:`aion.kite.protocol.FRAME_STATUS_REASONS`).
+            frames: the chunk's frames (:func:`aion.kite.decode.join_frames`); their
+                ``status`` is set here (:data:`aion.kite.decode.FRAME_STATUS_REASONS`).
             clock: the exchange clock before this chunk (epoch s, 0 when none yet).
             seen: bool (slots,), slots whose first tick was seen (set here, before ``restore``).
             volume, bars, book: the engine's state, updated in place.

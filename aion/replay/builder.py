@@ -690,7 +690,8 @@ def build_session(
         )
     if option_chain < 0:
         raise ValueError(f"option_chain must be >= 0 strikes each side, got {option_chain}")
-    from aion.kite.protocol import MODE_FULL, TICK_DTYPE, encode_frame
+    from aion.kite.encode import encode_frame
+    from aion.kite.wire import MODE_FULL, TICK_DTYPE
 
     day = parse_date(date) if isinstance(date, str) else date
     files = _expand(bars)

@@ -37,12 +37,9 @@ from typing import Any
 import numpy as np
 
 from aion.instruments.master import Instrument, InstrumentMaster
-from aion.kite.protocol import (
-    MAX_CONNECTIONS_PER_KEY,
-    MAX_TOKENS_PER_CONNECTION,
-    decode_frame,
-    encode_frame,
-)
+from aion.kite.decode import decode_frame
+from aion.kite.encode import encode_frame
+from aion.kite.wire import MAX_CONNECTIONS_PER_KEY, MAX_TOKENS_PER_CONNECTION
 from aion.market.time import from_ist
 from aion.replay.session_file import Session, SessionWriter, read_session
 

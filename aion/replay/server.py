@@ -121,14 +121,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
-from aion.kite.protocol import (
-    MAX_TOKENS_PER_CONNECTION,
-    MODE_NAMES,
-    MODE_QUOTE,
-    MalformedFrame,
-    filter_frame,
-    is_heartbeat,
-)
+from aion.kite.decode import is_heartbeat
+from aion.kite.encode import filter_frame
+from aion.kite.wire import MAX_TOKENS_PER_CONNECTION, MODE_NAMES, MODE_QUOTE, MalformedFrame
 from aion.replay.session_file import FrameFile
 
 log = logging.getLogger(__name__)

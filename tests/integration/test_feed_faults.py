@@ -23,7 +23,9 @@ import redis
 from aion.app import Scanner, ScanOptions
 from aion.config import load_config
 from aion.feed.client import FeedClient
-from aion.kite.protocol import MODE_FULL, MODE_QUOTE, TICK_DTYPE, decode_frame, encode_frame
+from aion.kite.decode import decode_frame
+from aion.kite.encode import encode_frame
+from aion.kite.wire import MODE_FULL, MODE_QUOTE, TICK_DTYPE
 from aion.market.time import from_ist
 from aion.pipeline.queues import BoundedQueue
 from aion.replay.server import GARBAGE_FRAME, ReplayServer

@@ -12,7 +12,8 @@ import pytest
 
 from aion.app import ScanError, Scanner, ScanOptions
 from aion.config import load_config
-from aion.kite.protocol import MODE_FULL, TICK_DTYPE, encode_frame
+from aion.kite.encode import encode_frame
+from aion.kite.wire import MODE_FULL, TICK_DTYPE
 from aion.replay.server import ReplayServer
 from aion.replay.session_file import SessionWriter, read_session
 

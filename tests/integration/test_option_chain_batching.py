@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from aion.config import load_config, load_patterns
-from aion.kite.protocol import decode_frame
+from aion.kite.decode import decode_frame
 from aion.market.time import from_ist
 from aion.patterns.frame import MinuteFrame
 from aion.patterns.registry import InstrumentView, PatternEngine, Signal

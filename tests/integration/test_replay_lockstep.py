@@ -23,7 +23,9 @@ from aion.app import Scanner, ScanOptions
 from aion.config import load_config
 from aion.feed.client import FeedClient
 from aion.feed.sharding import shard_modes
-from aion.kite.protocol import MODE_FULL, TICK_DTYPE, decode_frame, encode_frame
+from aion.kite.decode import decode_frame
+from aion.kite.encode import encode_frame
+from aion.kite.wire import MODE_FULL, TICK_DTYPE
 from aion.replay.server import ReplayServer
 from aion.replay.session_file import Session, SessionWriter, read_session
 from aion.store import keys

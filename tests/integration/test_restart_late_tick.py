@@ -15,7 +15,8 @@ import redis
 
 from aion.config import load_config, load_patterns
 from aion.instruments.master import InstrumentMaster
-from aion.kite.protocol import TICK_DTYPE, encode_frame
+from aion.kite.encode import encode_frame
+from aion.kite.wire import TICK_DTYPE
 from aion.market.time import from_ist
 from aion.patterns.registry import PatternEngine
 from aion.pipeline.compute import ComputeEngine

@@ -15,7 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aion.kite.protocol import TICK_DTYPE, MalformedFrame, decode_frame, encode_frame
+from aion.kite.decode import decode_frame
+from aion.kite.encode import encode_frame
+from aion.kite.wire import TICK_DTYPE, MalformedFrame
 from aion.volume.state import VolumeStateManager
 
 LENGTHS = (8, 28, 32, 44, 184)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aion.kite.protocol import decode_frame
+from aion.kite.decode import decode_frame
 from aion.replay.replicate import (
     PRICE_FACTOR_RANGE,
     VOLUME_FACTOR_RANGE,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aion.kite.protocol import MODE_FULL, MODE_QUOTE, TICK_DTYPE
+from aion.kite.wire import MODE_FULL, MODE_QUOTE, TICK_DTYPE
 from aion.pipeline.book import BOOK_FIELDS, BookTracker
 
 T0 = 1_668_138_300  # 2022-11-11 09:15 IST

@@ -15,7 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_kite_protocol import KINDS, make_packet, make_token
 
-from aion.kite import protocol as P
+from aion.kite.decode import (
+    FRAME_STATUS_REASONS,
+    decode_frame,
+    decode_frames,
+    join_frames,
+    scan_frames,
+)
+from aion.kite.wire import TICK_DTYPE, MalformedFrame
 
 
 def _frame(rng: random.Random, n_packets: int) -> bytes:
@@ -47,23 +54,23 @@ def _reference(frames: list[object]) -> tuple[np.ndarray, list[int], list[str]]:
     parts, owners, reasons = [], [], []
     for i, f in enumerate(frames):
         try:
-            t = P.decode_frame(f)  # type: ignore[arg-type]
-        except P.MalformedFrame as exc:
+            t = decode_frame(f)  # type: ignore[arg-type]
+        except MalformedFrame as exc:
             reasons.append(exc.reason)
             continue
         reasons.append("heartbeat" if isinstance(f, bytes) and len(f) == 1 else "ok")
         parts.append(t)
         owners += [i] * t.shape[0]
-    ticks = np.concatenate(parts) if parts else np.empty(0, P.TICK_DTYPE)
+    ticks = np.concatenate(parts) if parts else np.empty(0, TICK_DTYPE)
     return ticks, owners, reasons
 
 
 def _check(frames: list[object]) -> None:
-    got = P.decode_frames(frames)
+    got = decode_frames(frames)
     ticks, owners, reasons = _reference(frames)
-    assert [P.FRAME_STATUS_REASONS[s] for s in got.status] == reasons
+    assert [FRAME_STATUS_REASONS[s] for s in got.status] == reasons
     assert got.tick_frame.tolist() == owners
-    assert got.ticks.dtype == P.TICK_DTYPE
+    assert got.ticks.dtype == TICK_DTYPE
     assert got.ticks.tobytes() == ticks.tobytes()
     assert int(got.malformed().sum()) == sum(r not in ("ok", "heartbeat") for r in reasons)
 
@@ -84,7 +91,7 @@ def test_mixed_well_formed_heartbeats_and_malformed_frames() -> None:
 
 
 def test_empty_batch() -> None:
-    got = P.decode_frames([])
+    got = decode_frames([])
     assert got.ticks.shape == (0,) and got.status.shape == (0,)
 
 
@@ -104,15 +111,15 @@ def test_join_into_a_reused_buffer_equals_a_fresh_join() -> None:
               _mutate(rng, _frame(rng, 5)), _frame(rng, 9)]  # fmt: skip
     buf = np.full(64 * 1024, 0xAB, np.uint8)
     for frames in (first, second):  # the second join overwrites the first's bytes
-        fresh = P.join_frames(frames)
-        into = P.join_frames(frames, into=buf)
+        fresh = join_frames(frames)
+        into = join_frames(frames, into=buf)
         assert np.shares_memory(into.buf, buf)
         assert into.buf.tobytes() == fresh.buf.tobytes()
         for a, b in zip(into[1:4], fresh[1:4], strict=True):
             assert a.tolist() == b.tolist()
         assert into.max_packets == fresh.max_packets
-        got = P.scan_frames(frames)
+        got = scan_frames(frames)
         assert got.buf.tobytes() == fresh.buf.tobytes()
-    short = P.join_frames(first, into=np.empty(3, np.uint8))
-    assert short.buf.tobytes() == P.join_frames(first).buf.tobytes()
+    short = join_frames(first, into=np.empty(3, np.uint8))
+    assert short.buf.tobytes() == join_frames(first).buf.tobytes()
     assert short.buf.shape[0] > 3

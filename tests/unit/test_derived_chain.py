@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from aion.kite.protocol import decode_frame
+from aion.kite.decode import decode_frame
 from aion.market.calendar import MarketCalendar
 from aion.market.time import from_ist
 from aion.options.chain import ChainTracker
 from aion.replay.builder import build_session
 from aion.replay.session_file import read_session
+from aion.volume.state import VolumeStateManager
 
 DATA = Path(__file__).resolve().parents[2] / "aion" / "data" / "intraday_1min_2022-11-11"
 DAY = dt.date(2022, 11, 11)
@@ -85,15 +86,21 @@ def test_premiums_are_black_scholes_of_the_index_at_vix(derived) -> None:
 def test_scanner_greeks_recover_india_vix(derived) -> None:
     insts = list(derived.instruments())
     tr = ChainTracker(insts, MarketCalendar())
+    volume = VolumeStateManager(len(insts))
     slot = {i.instrument_token: s for s, i in enumerate(insts)}
     vix = vendor_closes("INDIAVIX")
     for ts, frame in zip(derived.ts_ns, derived.frames, strict=True):
         t = decode_frame(frame)
+        slots = np.array([slot[int(x)] for x in t["instrument_token"]], np.int64)
+        date = np.full(t.shape[0], 20221111, np.int64)
+        cumulative = t["volume_traded"].astype(np.int64)
         tr.on_ticks(
-            np.array([slot[int(x)] for x in t["instrument_token"]], np.int64),
+            slots,
             t["exchange_timestamp"].astype(np.int64),
+            date,
             t["last_price"].astype(np.float64),
-            t["volume_traded"].astype(np.int64),
+            cumulative,
+            volume.apply(slots, date, cumulative, t["tradable"]),
             t["oi"].astype(np.int64),
         )
         if ts // 1_000_000_000 == from_ist(DAY, 11, 29, 50):
@@ -103,5 +110,5 @@ def test_scanner_greeks_recover_india_vix(derived) -> None:
     chain = tr.chain_view(nifty_slot, from_ist(DAY, 11, 30))
     assert chain["ce_iv"][2] == pytest.approx(vix["11:30"] / 100, abs=2e-3)
     assert chain["pe_iv"][2] == pytest.approx(vix["11:30"] / 100, abs=2e-3)
-    # one bar added: the whole day's volume weights that bar's straddle
+    # one bar added: the volume since each leg's first tick weights that bar's straddle
     assert float(chain["atm_straddle_vwap"]) == pytest.approx(float(chain["atm_straddle"]))

@@ -1,4 +1,5 @@
-"""Tests for aion.kite.protocol (Kite WebSocket wire format) and ``aion kite decode``.
+"""Tests for the Kite WebSocket wire format (aion.kite.wire, decode, encode, text) and
+``aion kite decode``.
 
 Packets are built here with ``struct`` from the documented layouts (Kite Connect
 WebSocket docs) and cross-checked against kiteconnect's own parser
@@ -24,8 +25,24 @@ from kiteconnect.ticker import KiteTicker
 from typer.testing import CliRunner
 
 from aion.cli.kite_cmd import kite_app
-from aion.kite import protocol as P
+from aion.kite.decode import decode_frame, decode_packet, is_heartbeat, packet_spans, ticks_to_dicts
+from aion.kite.encode import encode_frame, filter_frame
 from aion.kite.fields import load_field_aliases, normalise_fields
+from aion.kite.text import parse_text_message
+from aion.kite.wire import (
+    MODE_CODES,
+    MODE_LTP,
+    MODE_NAMES,
+    MODE_QUOTE,
+    SEGMENT_CDS,
+    SEGMENT_INDICES,
+    SEGMENT_NCO,
+    TICK_DTYPE,
+    BytesLike,
+    MalformedFrame,
+    price_divisor,
+    price_divisors,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "aion" / "data" / "kite_fixtures"
 UTC = dt.UTC
@@ -162,9 +179,9 @@ def test_agrees_with_kiteconnect_on_random_frames(utc_local_time: None) -> None:
         total += n
     seen_kinds: set[tuple[int, int]] = set()
     for frame in frames:
-        ticks = P.decode_frame(frame)
+        ticks = decode_frame(frame)
         kc = kc_parse(frame)
-        assert ticks.dtype == P.TICK_DTYPE
+        assert ticks.dtype == TICK_DTYPE
         assert len(ticks) == len(kc)
         seen_kinds.update(
             zip(
@@ -181,7 +198,7 @@ def test_agrees_with_kiteconnect_on_random_frames(utc_local_time: None) -> None:
 
         assert np.array_equal(ticks["instrument_token"], col("instrument_token"))
         assert np.array_equal(ticks["tradable"], col("tradable"))
-        assert [P.MODE_NAMES[m] for m in ticks["mode"].tolist()] == [d["mode"] for d in kc]
+        assert [MODE_NAMES[m] for m in ticks["mode"].tolist()] == [d["mode"] for d in kc]
         for f in (
             "last_price",
             "last_traded_quantity",
@@ -207,7 +224,7 @@ def test_agrees_with_kiteconnect_on_random_frames(utc_local_time: None) -> None:
                 ]
                 assert ticks[f"depth_{side}_{f}"].tolist() == expected, (side, f)
         # the display view has kiteconnect's shape and values (datetimes as IST instants)
-        assert P.ticks_to_dicts(ticks) == kc_normalise(kc)
+        assert ticks_to_dicts(ticks) == kc_normalise(kc)
     assert total >= 10_000
     lengths = {ln for ln, _ in seen_kinds}
     segs = {s for _, s in seen_kinds}
@@ -217,7 +234,7 @@ def test_agrees_with_kiteconnect_on_random_frames(utc_local_time: None) -> None:
 
 def test_signed_prices_are_a_deliberate_difference_from_kiteconnect() -> None:
     body = struct.pack(">Ii", (1234 << 8) | SEG_MCX, -288_400)  # MCX crude, 20 Apr 2020 style
-    tick = P.decode_packet(body)[0]
+    tick = decode_packet(body)[0]
     assert tick["last_price"] == -2884.0
     assert kc_parse(make_frame([body]))[0]["last_price"] == (2**32 - 288_400) / 100
 
@@ -225,9 +242,9 @@ def test_signed_prices_are_a_deliberate_difference_from_kiteconnect() -> None:
 def test_price_divisors_per_segment() -> None:
     tokens = np.array([(77 << 8) | s for s in (1, 2, 3, 4, 5, 6, 7, 8, 9, 12)], np.uint32)
     expected = [100, 100, 1e7, 100, 100, 1e4, 100, 100, 100, 1e4]
-    assert P.price_divisors(tokens).tolist() == expected
-    assert [P.price_divisor(int(t)) for t in tokens] == expected
-    assert P.SEGMENT_INDICES == 9 and P.SEGMENT_CDS == 3 and P.SEGMENT_NCO == 12
+    assert price_divisors(tokens).tolist() == expected
+    assert [price_divisor(int(t)) for t in tokens] == expected
+    assert SEGMENT_INDICES == 9 and SEGMENT_CDS == 3 and SEGMENT_NCO == 12
 
 
 def test_index_ticks_are_not_tradable_and_change_is_percent() -> None:
@@ -235,13 +252,13 @@ def test_index_ticks_are_not_tradable_and_change_is_percent() -> None:
         ">Iiiiiii", 256265, 1_810_000, 1_820_000, 1_800_000, 1_805_000, 1_800_000, 10_000
     )
     assert SEG_IDX == 256265 & 0xFF
-    t = P.decode_packet(body)[0]
+    t = decode_packet(body)[0]
     assert not t["tradable"]
-    assert t["mode"] == P.MODE_QUOTE and t["packet_length"] == 28
+    assert t["mode"] == MODE_QUOTE and t["packet_length"] == 28
     assert t["last_price"] == 18100.0 and t["close"] == 18000.0
     assert t["change"] == pytest.approx(100 / 18000 * 100)
     zero_close = struct.pack(">Iiiiiii", 256265, 5, 5, 5, 5, 0, 5)
-    assert P.decode_packet(zero_close)[0]["change"] == 0.0
+    assert decode_packet(zero_close)[0]["change"] == 0.0
 
 
 # --------------------------------------------------------------------------- round trips
@@ -256,12 +273,12 @@ def test_encode_decode_bytes_round_trip() -> None:
             for _ in range(n)
         ]
         frame = make_frame(packets)
-        assert P.encode_frame(P.decode_frame(frame)) == frame
+        assert encode_frame(decode_frame(frame)) == frame
 
 
 def _random_ticks(rng: random.Random, n: int) -> np.ndarray:
     """Ticks on the price grid, built field by field (no protocol code involved)."""
-    t = np.zeros(n, P.TICK_DTYPE)
+    t = np.zeros(n, TICK_DTYPE)
     for i in range(n):
         kind = rng.choice(KINDS)
         seg = SEG_IDX if kind.startswith("index") else rng.choice(TRADABLE_SEGS)
@@ -303,7 +320,7 @@ def _random_ticks(rng: random.Random, n: int) -> np.ndarray:
     lp, close = t["last_price"], t["close"]
     with np.errstate(divide="ignore", invalid="ignore"):
         t["change"] = np.where(close != 0, (lp - close) * 100 / close, 0.0)
-    t["change"][t["mode"] == P.MODE_LTP] = 0.0
+    t["change"][t["mode"] == MODE_LTP] = 0.0
     return t
 
 
@@ -311,33 +328,33 @@ def test_decode_encode_ticks_round_trip() -> None:
     rng = random.Random(99)
     for _ in range(20):
         ticks = _random_ticks(rng, rng.randint(1, 150))
-        back = P.decode_frame(P.encode_frame(ticks))
-        assert back.dtype == P.TICK_DTYPE
-        for name in P.TICK_DTYPE.names or ():
+        back = decode_frame(encode_frame(ticks))
+        assert back.dtype == TICK_DTYPE
+        for name in TICK_DTYPE.names or ():
             assert np.array_equal(back[name], ticks[name]), name
 
 
 def test_encode_rounds_to_the_price_grid_and_rejects_unencodable() -> None:
-    t = np.zeros(1, P.TICK_DTYPE)
+    t = np.zeros(1, TICK_DTYPE)
     t["instrument_token"] = (5 << 8) | SEG_NSE
-    t["mode"] = P.MODE_LTP
+    t["mode"] = MODE_LTP
     t["last_price"] = 100.004  # -> 10000 paise
-    assert P.encode_frame(t) == struct.pack(">HHIi", 1, 8, (5 << 8) | SEG_NSE, 10000)
+    assert encode_frame(t) == struct.pack(">HHIi", 1, 8, (5 << 8) | SEG_NSE, 10000)
     t["last_price"] = 100.006
-    assert P.encode_frame(t)[-4:] == struct.pack(">i", 10001)
+    assert encode_frame(t)[-4:] == struct.pack(">i", 10001)
     for field, value in (("last_price", 3e7), ("last_price", float("nan")), ("mode", 0)):
         bad = t.copy()
         bad[field] = value
         with pytest.raises(ValueError):
-            P.encode_frame(bad)
+            encode_frame(bad)
     q = t.copy()
-    q["mode"] = P.MODE_QUOTE
+    q["mode"] = MODE_QUOTE
     q["volume_traded"] = -1
     with pytest.raises(ValueError):
-        P.encode_frame(q)
+        encode_frame(q)
     with pytest.raises(ValueError):
-        P.encode_frame(np.zeros(70_000, P.TICK_DTYPE))
-    assert P.encode_frame(np.zeros(0, P.TICK_DTYPE)) == b"\x00\x00"
+        encode_frame(np.zeros(70_000, TICK_DTYPE))
+    assert encode_frame(np.zeros(0, TICK_DTYPE)) == b"\x00\x00"
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -354,9 +371,9 @@ def _fixture_body(name: str) -> bytes:
 @pytest.mark.parametrize("stem", ["ticker_full", "ticker_quote"])
 def test_fixture_packets_decode_to_fixture_json(stem: str) -> None:
     expected = _fixture_json(f"{stem}.json")
-    ticks = P.decode_packet(_fixture_body(f"{stem}.packet"))
+    ticks = decode_packet(_fixture_body(f"{stem}.packet"))
     assert len(ticks) == 1
-    got = P.ticks_to_dicts(ticks)[0]
+    got = ticks_to_dicts(ticks)[0]
     # The kiteconnect-mocks JSON's "change" (5.9 for both) is the absolute change of the
     # full tick copied into the quote mock; Kite's tick "change" is percent vs close.
     exp_change = expected.pop("change")
@@ -379,13 +396,13 @@ def test_fixture_packets_decode_to_fixture_json(stem: str) -> None:
 
 def test_fixture_ltp_via_encode() -> None:
     expected = _fixture_json("ticker_ltp.json")
-    t = np.zeros(1, P.TICK_DTYPE)
+    t = np.zeros(1, TICK_DTYPE)
     t["instrument_token"] = expected["instrument_token"]
-    t["mode"] = P.MODE_CODES[expected["mode"]]
+    t["mode"] = MODE_CODES[expected["mode"]]
     t["last_price"] = expected["last_price"]
-    frame = P.encode_frame(t)
+    frame = encode_frame(t)
     assert frame == struct.pack(">HHIi", 1, 8, 408065, 157315)
-    assert P.ticks_to_dicts(P.decode_frame(frame)) == [expected]
+    assert ticks_to_dicts(decode_frame(frame)) == [expected]
 
 
 def test_field_aliases_config() -> None:
@@ -404,21 +421,21 @@ def test_field_aliases_config() -> None:
 
 
 def test_heartbeat_and_empty() -> None:
-    assert P.is_heartbeat(b"\x00") and not P.is_heartbeat(b"\x00\x00")
-    hb = P.decode_frame(b"\x00")
-    assert hb.dtype == P.TICK_DTYPE and hb.size == 0
-    assert P.decode_frame(b"\x00\x00").size == 0
-    with pytest.raises(P.MalformedFrame) as e:
-        P.decode_frame(b"")
+    assert is_heartbeat(b"\x00") and not is_heartbeat(b"\x00\x00")
+    hb = decode_frame(b"\x00")
+    assert hb.dtype == TICK_DTYPE and hb.size == 0
+    assert decode_frame(b"\x00\x00").size == 0
+    with pytest.raises(MalformedFrame) as e:
+        decode_frame(b"")
     assert e.value.reason == "empty"
 
 
 def test_bytes_like_inputs_accepted() -> None:
     frame = make_frame([make_packet(random.Random(1), "quote", (9 << 8) | SEG_NFO)])
-    a = P.decode_frame(frame)
-    variants: list[P.BytesLike] = [bytearray(frame), memoryview(frame)]
+    a = decode_frame(frame)
+    variants: list[BytesLike] = [bytearray(frame), memoryview(frame)]
     for variant in variants:
-        assert P.decode_frame(variant).tobytes() == a.tobytes()
+        assert decode_frame(variant).tobytes() == a.tobytes()
 
 
 @pytest.mark.parametrize(
@@ -432,33 +449,31 @@ def test_bytes_like_inputs_accepted() -> None:
     ],
 )
 def test_malformed_reasons(frame: bytes, reason: str) -> None:
-    with pytest.raises(P.MalformedFrame) as e:
-        P.decode_frame(frame)
+    with pytest.raises(MalformedFrame) as e:
+        decode_frame(frame)
     assert e.value.reason == reason
-    with pytest.raises(P.MalformedFrame):
-        P.packet_spans(frame)
+    with pytest.raises(MalformedFrame):
+        packet_spans(frame)
 
 
 def test_decode_packet_rejects_unknown_length() -> None:
-    with pytest.raises(P.MalformedFrame) as e:
-        P.decode_packet(b"\x00" * 45)
+    with pytest.raises(MalformedFrame) as e:
+        decode_packet(b"\x00" * 45)
     assert e.value.reason == "unknown packet length"
 
 
 def test_parse_text_message() -> None:
-    order = P.parse_text_message(
-        '{"type": "order", "data": {"order_id": "1", "status": "COMPLETE"}}'
-    )
+    order = parse_text_message('{"type": "order", "data": {"order_id": "1", "status": "COMPLETE"}}')
     assert order["type"] == "order" and order["data"]["status"] == "COMPLETE"
-    assert P.parse_text_message(b'{"type": "error", "data": "bad token"}')["data"] == "bad token"
-    assert P.parse_text_message('{"type":"message","data":"hi"}')["type"] == "message"
+    assert parse_text_message(b'{"type": "error", "data": "bad token"}')["data"] == "bad token"
+    assert parse_text_message('{"type":"message","data":"hi"}')["type"] == "message"
     for bad, reason in (
         ("{nope", "bad json"),
         ("[1, 2]", "not an object"),
         (b"\xff\xfe", "bad json"),
     ):
-        with pytest.raises(P.MalformedFrame) as e:
-            P.parse_text_message(bad)
+        with pytest.raises(MalformedFrame) as e:
+            parse_text_message(bad)
         assert e.value.reason == reason
 
 
@@ -478,10 +493,10 @@ def _valid_frame(seed: int, max_packets: int = 30) -> tuple[bytes, list[bytes]]:
 @given(st.binary(max_size=600))
 def test_arbitrary_bytes_decode_or_malformed(data: bytes) -> None:
     try:
-        out = P.decode_frame(data)
-    except P.MalformedFrame:
+        out = decode_frame(data)
+    except MalformedFrame:
         return
-    assert isinstance(out, np.ndarray) and out.dtype == P.TICK_DTYPE
+    assert isinstance(out, np.ndarray) and out.dtype == TICK_DTYPE
 
 
 @st.composite
@@ -500,10 +515,10 @@ def _almost_frames(draw) -> bytes:
 @given(_almost_frames())
 def test_almost_valid_frames_decode_or_malformed(data: bytes) -> None:
     try:
-        out = P.decode_frame(data)
-    except P.MalformedFrame:
+        out = decode_frame(data)
+    except MalformedFrame:
         return
-    assert out.dtype == P.TICK_DTYPE
+    assert out.dtype == TICK_DTYPE
     assert out.size == struct.unpack(">H", data[:2])[0]
 
 
@@ -511,28 +526,28 @@ def test_almost_valid_frames_decode_or_malformed(data: bytes) -> None:
 @given(_SEED, st.data())
 def test_damaged_frames_raise_malformed(seed: int, data: st.DataObject) -> None:
     frame, packets = _valid_frame(seed)
-    ticks = P.decode_frame(frame)
+    ticks = decode_frame(frame)
     assert ticks.size == len(packets)
     assert ticks["packet_length"].tolist() == [len(p) for p in packets]
     # truncated (a 1-byte message is by definition a heartbeat, so skip that cut)
     cut = data.draw(st.integers(0, len(frame) - 1).filter(lambda c: c != 1), label="cut")
-    with pytest.raises(P.MalformedFrame):
-        P.decode_frame(frame[:cut])
+    with pytest.raises(MalformedFrame):
+        decode_frame(frame[:cut])
     # extended
     extra = data.draw(st.binary(min_size=1, max_size=50), label="extra")
-    with pytest.raises(P.MalformedFrame) as e:
-        P.decode_frame(frame + extra)
+    with pytest.raises(MalformedFrame) as e:
+        decode_frame(frame + extra)
     assert e.value.reason == "trailing bytes"
     # wrong count
     wrong = data.draw(st.integers(0, 0xFFFF).filter(lambda c: c != len(packets)), label="count")
-    with pytest.raises(P.MalformedFrame):
-        P.decode_frame(struct.pack(">H", wrong) + frame[2:])
+    with pytest.raises(MalformedFrame):
+        decode_frame(struct.pack(">H", wrong) + frame[2:])
 
 
 def test_extended_frame_reason_is_trailing_bytes() -> None:
     frame, _ = _valid_frame(3)
-    with pytest.raises(P.MalformedFrame) as e:
-        P.decode_frame(frame + b"\x00\x08")
+    with pytest.raises(MalformedFrame) as e:
+        decode_frame(frame + b"\x00\x08")
     assert e.value.reason == "trailing bytes"
 
 
@@ -544,7 +559,7 @@ def test_filter_frame_keeps_subscribed_tokens_truncated(seed: int, data: st.Data
     chosen = data.draw(st.lists(st.sampled_from(tokens), unique=True) if tokens else st.just([]))
     modes = {tok: data.draw(st.sampled_from([1, 2, 3])) for tok in chosen}
     modes[0xDEAD09] = 3  # subscribed but absent from the frame
-    out = P.filter_frame(frame, modes)
+    out = filter_frame(frame, modes)
 
     family = {8: {1: 8, 2: 8, 3: 8}, 28: {1: 8, 2: 28, 3: 32}, 32: {1: 8, 2: 28, 3: 32}}
     expected = []
@@ -556,27 +571,25 @@ def test_filter_frame_keeps_subscribed_tokens_truncated(seed: int, data: st.Data
         assert out is None
         return
     assert out == make_frame(expected)
-    offsets, lengths, toks = P.packet_spans(out)
+    offsets, lengths, toks = packet_spans(out)
     assert [
         out[o : o + n] for o, n in zip(offsets.tolist(), lengths.tolist(), strict=True)
     ] == expected
     assert toks.tolist() == [struct.unpack(">I", b[:4])[0] for b in expected]
     assert lengths.tolist() == [len(b) for b in expected]
     # the truncated packets decode to the same leading fields
-    kept = P.decode_frame(out)
-    assert np.array_equal(
-        kept["last_price"], [P.decode_packet(b)[0]["last_price"] for b in expected]
-    )
+    kept = decode_frame(out)
+    assert np.array_equal(kept["last_price"], [decode_packet(b)[0]["last_price"] for b in expected])
 
 
 def test_filter_frame_heartbeat_and_bad_mode() -> None:
-    assert P.filter_frame(b"\x00", {1: 3}) == b"\x00"
+    assert filter_frame(b"\x00", {1: 3}) == b"\x00"
     frame = make_frame([make_packet(random.Random(5), "full", (3 << 8) | SEG_NSE)])
-    assert P.filter_frame(frame, {}) is None
+    assert filter_frame(frame, {}) is None
     with pytest.raises(ValueError):
-        P.filter_frame(frame, {(3 << 8) | SEG_NSE: 7})
-    with pytest.raises(P.MalformedFrame):
-        P.filter_frame(frame[:-1], {(3 << 8) | SEG_NSE: 3})
+        filter_frame(frame, {(3 << 8) | SEG_NSE: 7})
+    with pytest.raises(MalformedFrame):
+        filter_frame(frame[:-1], {(3 << 8) | SEG_NSE: 3})
 
 
 # --------------------------------------------------------------------------- CLI

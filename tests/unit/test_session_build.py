@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aion.kite.protocol import MODE_FULL, decode_frame
+from aion.kite.decode import decode_frame
+from aion.kite.wire import MODE_FULL
 from aion.market.time import from_ist
 from aion.replay.builder import build_session, monthly_expiry
 from aion.replay.session_file import (

@@ -14,15 +14,9 @@ import numpy as np
 import pytest
 
 from aion.bars.builder import BarBuilder
-from aion.kite.protocol import (
-    MODE_FULL,
-    MODE_LTP,
-    MODE_QUOTE,
-    TICK_DTYPE,
-    decode_frames,
-    encode_frame,
-    join_frames,
-)
+from aion.kite.decode import decode_frames, join_frames
+from aion.kite.encode import encode_frame
+from aion.kite.wire import MODE_FULL, MODE_LTP, MODE_QUOTE, TICK_DTYPE
 from aion.market.time import from_ist, session_date
 from aion.pipeline.book import BOOK_FIELDS, BookTracker
 from aion.pipeline.ticks import TickPath

@@ -13,7 +13,7 @@ import pytest
 from aion.config import ConfigError, FuturesSelector, OptionsSelector, UniverseConfig
 from aion.instruments.master import InstrumentMaster
 from aion.instruments.universe import UniverseError, resolve_universe
-from aion.kite.protocol import MODE_FULL, MODE_LTP, MODE_QUOTE
+from aion.kite.wire import MODE_FULL, MODE_LTP, MODE_QUOTE
 
 DATA = Path(__file__).resolve().parents[2] / "aion" / "data" / "instruments"
 NFO_2024 = DATA / "kite_instruments_NFO_plus_FnO_underlyings_2024-04-06.csv.gz"  # DD-MM-YYYY

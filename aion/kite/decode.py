@@ -1,315 +1,57 @@
-"""Kite Connect WebSocket wire protocol: binary frames <-> tick arrays (vectorised).
+"""Kite binary frames -> ticks: the frame scanner and the one packet decoder (compiled).
 
-Source: Kite Connect v3 WebSocket docs ("Message structure", "Quote packet
-structure", "Index packet structure"); the ``kiteconnect`` PyPI package's
-``KiteTicker._parse_binary`` is the independent reference used by the tests.
-
-Frame layout (all integers big-endian)::
-
-    u16 number_of_packets
-    repeated: u16 packet_length, packet body (packet_length bytes)
-
-A 1-byte binary message is a heartbeat. Text messages are JSON objects (order
-updates ``{"type": "order", ...}``, errors ``{"type": "error", ...}``, broker
-messages ``{"type": "message", ...}``), see :func:`parse_text_message`.
-
-Packet bodies by length (byte offsets)::
-
-    ltp           8   0 token, 4 last_price
-    index quote  28   0 token, 4 last_price, 8 high, 12 low, 16 open, 20 close,
-                      24 change (net change from close in price units; ignored
-                      on decode, ``change`` is recomputed as percent like
-                      kiteconnect; written as last_price - close on encode)
-    index full   32   index quote + 28 exchange_timestamp
-    quote        44   0 token, 4 last_price, 8 last_traded_quantity,
-                      12 average_traded_price, 16 volume_traded,
-                      20 total_buy_quantity, 24 total_sell_quantity,
-                      28 open, 32 high, 36 low, 40 close
-    full        184   quote + 44 last_trade_time, 48 oi, 52 oi_day_high,
-                      56 oi_day_low, 60 exchange_timestamp, 64 depth:
-                      10 x 12 bytes (5 buy then 5 sell) of
-                      quantity u32, price i32, orders u16, 2 padding bytes
-
-Packets are prefix-compatible: the first 44 bytes of a full packet are a quote
-packet, the first 8 an ltp packet; likewise 32 -> 28 -> 8 for indices.
-
-Signedness: prices (last_price, average_traded_price, OHLC, depth price and the
-index change field) are read as signed int32, because they can be negative
-(MCX crude oil futures settled below zero in April 2020; the index change field
-is negative whenever the index is down). Quantities, volumes, open interest,
-order counts and timestamps are unsigned (u32, u16). kiteconnect reads every
-field as unsigned, so the two agree exactly for prices in [0, 2**31) units.
-
-Price divisor by segment (``instrument_token & 0xff``): CDS (3) 1e7, BCD (6)
-and NCO (12, as kiteconnect does) 1e4, everything else 100. Prices in a
-:data:`TICK_DTYPE` array are rupees (float64); timestamps are integer epoch
-seconds (UTC epoch); IST datetimes appear only in the display view
+Frames and packets as laid out in :mod:`aion.kite.wire` (source: Kite Connect v3 WebSocket
+docs, "Message structure", "Quote packet structure", "Index packet structure"; the
+``kiteconnect`` package's ``KiteTicker._parse_binary`` is the tests' independent reference).
+:func:`packet_fields` is the one packet decoder: :func:`decode_frame`/:func:`decode_frames`
+write its result into :data:`~aion.kite.wire.TICK_DTYPE` rows and the compute thread's
+columnar pass (:mod:`aion.pipeline.ticks`) reads it directly. Prices are rupees (float64),
+timestamps integer epoch seconds; IST datetimes appear only in the display view
 :func:`ticks_to_dicts`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numba
 import numpy as np
 
+from aion.kite.wire import (
+    LEN_INDEX_FULL,
+    LEN_INDEX_QUOTE,
+    MODE_BY_LENGTH,
+    MODE_FULL,
+    MODE_LTP,
+    MODE_NAMES,
+    SEGMENT_INDICES,
+    TICK_DTYPE,
+    BytesLike,
+    MalformedFrame,
+    token_divisor,
+)
 from aion.market.time import to_ist
 
 __all__ = [
+    "FRAME_HEARTBEAT",
+    "FRAME_OK",
     "FRAME_STATUS_REASONS",
-    "INDEX_PACKET_LENGTHS",
-    "MODE_CODES",
-    "MODE_FULL",
-    "MODE_LTP",
-    "MODE_NAMES",
-    "MODE_QUOTE",
-    "PACKET_LENGTHS",
-    "SEGMENT_BCD",
-    "SEGMENT_BFO",
-    "SEGMENT_BSE",
-    "SEGMENT_CDS",
-    "SEGMENT_INDICES",
-    "SEGMENT_MCX",
-    "SEGMENT_MCXSX",
-    "SEGMENT_NAMES",
-    "SEGMENT_NCO",
-    "SEGMENT_NFO",
-    "SEGMENT_NSE",
-    "TICK_DTYPE",
-    "BytesLike",
     "DecodedFrames",
     "FrameScan",
     "JoinedFrames",
-    "MalformedFrame",
     "decode_frame",
     "decode_frames",
     "decode_packet",
     "depth_level",
-    "encode_frame",
-    "filter_frame",
     "is_heartbeat",
     "join_frames",
     "packet_fields",
     "packet_spans",
-    "parse_text_message",
-    "price_divisor",
-    "price_divisors",
     "scan_frames",
     "scan_packets",
-    "segment_of_token",
     "ticks_to_dicts",
 ]
-
-# --------------------------------------------------------------------------- constants
-
-BytesLike = bytes | bytearray | memoryview
-
-MODE_LTP, MODE_QUOTE, MODE_FULL = 1, 2, 3
-MODE_NAMES: dict[int, str] = {MODE_LTP: "ltp", MODE_QUOTE: "quote", MODE_FULL: "full"}
-MODE_CODES: dict[str, int] = {name: code for code, name in MODE_NAMES.items()}
-
-#: Kite's limit of instruments per WebSocket connection (Kite Connect WebSocket docs).
-MAX_TOKENS_PER_CONNECTION = 3000
-#: Kite's limit of WebSocket connections per API key.
-MAX_CONNECTIONS_PER_KEY = 3
-
-SEGMENT_NSE = 1
-SEGMENT_NFO = 2
-SEGMENT_CDS = 3
-SEGMENT_BSE = 4
-SEGMENT_BFO = 5
-SEGMENT_BCD = 6
-SEGMENT_MCX = 7
-SEGMENT_MCXSX = 8
-SEGMENT_INDICES = 9
-SEGMENT_NCO = 12
-SEGMENT_NAMES: dict[int, str] = {
-    SEGMENT_NSE: "nse",
-    SEGMENT_NFO: "nfo",
-    SEGMENT_CDS: "cds",
-    SEGMENT_BSE: "bse",
-    SEGMENT_BFO: "bfo",
-    SEGMENT_BCD: "bcd",
-    SEGMENT_MCX: "mcx",
-    SEGMENT_MCXSX: "mcxsx",
-    SEGMENT_INDICES: "indices",
-    SEGMENT_NCO: "nco",
-}
-
-LEN_LTP, LEN_INDEX_QUOTE, LEN_INDEX_FULL, LEN_QUOTE, LEN_FULL = 8, 28, 32, 44, 184
-#: packet length by mode for tradable instruments / for indices
-PACKET_LENGTHS: dict[int, int] = {MODE_LTP: LEN_LTP, MODE_QUOTE: LEN_QUOTE, MODE_FULL: LEN_FULL}
-INDEX_PACKET_LENGTHS: dict[int, int] = {
-    MODE_LTP: LEN_LTP,
-    MODE_QUOTE: LEN_INDEX_QUOTE,
-    MODE_FULL: LEN_INDEX_FULL,
-}
-
-DEPTH_LEVELS = 5
-_U32_MAX = 0xFFFF_FFFF
-_I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
-
-TICK_DTYPE = np.dtype(
-    [
-        ("instrument_token", np.uint32),
-        ("mode", np.uint8),
-        ("packet_length", np.uint16),
-        ("tradable", np.bool_),
-        ("last_price", np.float64),
-        ("last_traded_quantity", np.int64),
-        ("average_traded_price", np.float64),
-        ("volume_traded", np.int64),
-        ("total_buy_quantity", np.int64),
-        ("total_sell_quantity", np.int64),
-        ("open", np.float64),
-        ("high", np.float64),
-        ("low", np.float64),
-        ("close", np.float64),
-        ("change", np.float64),
-        ("last_trade_time", np.int64),
-        ("oi", np.int64),
-        ("oi_day_high", np.int64),
-        ("oi_day_low", np.int64),
-        ("exchange_timestamp", np.int64),
-        ("depth_buy_price", np.float64, (DEPTH_LEVELS,)),
-        ("depth_buy_quantity", np.int64, (DEPTH_LEVELS,)),
-        ("depth_buy_orders", np.int32, (DEPTH_LEVELS,)),
-        ("depth_sell_price", np.float64, (DEPTH_LEVELS,)),
-        ("depth_sell_quantity", np.int64, (DEPTH_LEVELS,)),
-        ("depth_sell_orders", np.int32, (DEPTH_LEVELS,)),
-    ]
-)
-"""One row per tick (native endian). Prices in rupees (float64), quantities as
-int64, timestamps as int64 epoch seconds (0 when the packet does not carry
-them), ``change`` in percent of ``close`` (0 when close is 0). Fields a packet
-does not carry are 0. ``mode`` is 1/2/3 (:data:`MODE_NAMES`), ``packet_length``
-the wire length it was decoded from (0 for ticks built in memory)."""
-
-# Big-endian wire layouts, one per packet length.
-_BE_DEPTH = np.dtype([("quantity", ">u4"), ("price", ">i4"), ("orders", ">u2"), ("pad", ">u2")])
-_BE_LTP = np.dtype([("instrument_token", ">u4"), ("last_price", ">i4")])
-_BE_INDEX_QUOTE = np.dtype(
-    [
-        *_BE_LTP.descr,
-        ("high", ">i4"),
-        ("low", ">i4"),
-        ("open", ">i4"),
-        ("close", ">i4"),
-        ("change", ">i4"),
-    ]
-)
-_BE_INDEX_FULL = np.dtype([*_BE_INDEX_QUOTE.descr, ("exchange_timestamp", ">u4")])
-_BE_QUOTE = np.dtype(
-    [
-        *_BE_LTP.descr,
-        ("last_traded_quantity", ">u4"),
-        ("average_traded_price", ">i4"),
-        ("volume_traded", ">u4"),
-        ("total_buy_quantity", ">u4"),
-        ("total_sell_quantity", ">u4"),
-        ("open", ">i4"),
-        ("high", ">i4"),
-        ("low", ">i4"),
-        ("close", ">i4"),
-    ]
-)
-_BE_FULL = np.dtype(
-    [
-        *_BE_QUOTE.descr,
-        ("last_trade_time", ">u4"),
-        ("oi", ">u4"),
-        ("oi_day_high", ">u4"),
-        ("oi_day_low", ">u4"),
-        ("exchange_timestamp", ">u4"),
-        ("depth", _BE_DEPTH, (2 * DEPTH_LEVELS,)),
-    ]
-)
-for _dt, _len in (
-    (_BE_LTP, LEN_LTP),
-    (_BE_INDEX_QUOTE, LEN_INDEX_QUOTE),
-    (_BE_INDEX_FULL, LEN_INDEX_FULL),
-    (_BE_QUOTE, LEN_QUOTE),
-    (_BE_FULL, LEN_FULL),
-):
-    assert _dt.itemsize == _len, (_dt, _len)
-
-# (length, mode, wire dtype, is index layout)
-_CLASSES: tuple[tuple[int, int, np.dtype, bool], ...] = (
-    (LEN_LTP, MODE_LTP, _BE_LTP, False),
-    (LEN_INDEX_QUOTE, MODE_QUOTE, _BE_INDEX_QUOTE, True),
-    (LEN_INDEX_FULL, MODE_FULL, _BE_INDEX_FULL, True),
-    (LEN_QUOTE, MODE_QUOTE, _BE_QUOTE, False),
-    (LEN_FULL, MODE_FULL, _BE_FULL, False),
-)
-_MODE_BY_LENGTH = {c[0]: c[1] for c in _CLASSES}
-
-# filter_frame truncation: packet length -> {subscribed mode: kept length}
-_TRUNCATE: dict[int, dict[int, int]] = {
-    LEN_FULL: {MODE_FULL: LEN_FULL, MODE_QUOTE: LEN_QUOTE, MODE_LTP: LEN_LTP},
-    LEN_QUOTE: {MODE_FULL: LEN_QUOTE, MODE_QUOTE: LEN_QUOTE, MODE_LTP: LEN_LTP},
-    LEN_INDEX_FULL: {MODE_FULL: LEN_INDEX_FULL, MODE_QUOTE: LEN_INDEX_QUOTE, MODE_LTP: LEN_LTP},
-    LEN_INDEX_QUOTE: {MODE_FULL: LEN_INDEX_QUOTE, MODE_QUOTE: LEN_INDEX_QUOTE, MODE_LTP: LEN_LTP},
-    LEN_LTP: {MODE_FULL: LEN_LTP, MODE_QUOTE: LEN_LTP, MODE_LTP: LEN_LTP},
-}
-
-_TRUNCATE_TABLE = np.zeros((LEN_FULL + 1, MODE_FULL + 1), np.int64)
-for _plen, _by_mode in _TRUNCATE.items():
-    for _mode, _new in _by_mode.items():
-        _TRUNCATE_TABLE[_plen, _mode] = _new
-"""``_TRUNCATE`` as an array: ``[packet length, mode] -> truncated length``."""
-
-# --------------------------------------------------------------------------- errors
-
-
-class MalformedFrame(ValueError):
-    """A binary frame or text message that does not follow Kite's wire format.
-
-    ``reason`` is a short, stable string (``"empty"``, ``"truncated header"``,
-    ``"truncated packet"``, ``"count mismatch"``, ``"unknown packet length"``,
-    ``"trailing bytes"``, ``"not bytes"``, ``"bad json"``, ``"not an object"``);
-    the message adds details such as the byte offset.
-    """
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-
-
-# --------------------------------------------------------------------------- segments
-
-
-def segment_of_token(token: int) -> int:
-    """Exchange segment code of an instrument token (``token & 0xff``)."""
-    return int(token) & 0xFF
-
-
-def price_divisor(token: int) -> float:
-    """Price divisor for one instrument token: CDS 1e7, BCD/NCO 1e4, else 100.0.
-
-    Wire prices are integers in units of ``1 / divisor`` rupees (Kite docs:
-    "prices are in paise; currencies have 4 decimals"; CDS 7 decimals and NCO
-    follow kiteconnect).
-    """
-    seg = int(token) & 0xFF
-    if seg == SEGMENT_CDS:
-        return 10_000_000.0
-    if seg in (SEGMENT_BCD, SEGMENT_NCO):
-        return 10_000.0
-    return 100.0
-
-
-def price_divisors(tokens: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`price_divisor`: integer tokens (n,) -> float64 divisors (n,)."""
-    return _DIVISOR_BY_SEGMENT[np.asarray(tokens).astype(np.int64) & 0xFF]
-
-
-_DIVISOR_BY_SEGMENT = np.array([price_divisor(seg) for seg in range(256)], np.float64)
-
-
-# --------------------------------------------------------------------------- kernels
 
 _OK, _TRUNC_HEADER, _TRUNC_PACKET, _COUNT, _UNKNOWN_LEN, _TRAILING = 0, 1, 2, 3, 4, 5
 
@@ -329,6 +71,9 @@ FRAME_STATUS_REASONS: tuple[str, ...] = (
     "not bytes",
 )
 FRAME_OK, FRAME_HEARTBEAT = _OK, _HEARTBEAT
+
+
+# --------------------------------------------------------------------------- framing
 
 
 @numba.njit(cache=True, nogil=True)
@@ -398,19 +143,6 @@ def scan_packets(
             frame_of[j] = f
         k = k2
     return k
-
-
-@numba.njit(cache=True, nogil=True)
-def _scatter(out, offsets, rows):  # pragma: no cover - compiled
-    """Inverse of :func:`_gather`: write each row of ``rows`` at its offset in ``out``."""
-    k, plen = rows.shape
-    for i in range(k):
-        o = offsets[i]
-        for j in range(plen):
-            out[o + j] = rows[i, j]
-
-
-# --------------------------------------------------------------------------- framing
 
 
 def _as_u8(frame: Any) -> np.ndarray:
@@ -491,12 +223,6 @@ def _i32(buf, p):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _divisor(tok):  # pragma: no cover - compiled
-    seg = tok & 0xFF
-    return 10_000_000.0 if seg == 3 else (10_000.0 if seg == 6 or seg == 12 else 100.0)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
 def packet_fields(buf, p, plen, tok):  # pragma: no cover - compiled
     """Decode the scalar fields of the packet body ``buf[p:p+plen]`` of instrument ``tok``.
 
@@ -511,7 +237,7 @@ def packet_fields(buf, p, plen, tok):  # pragma: no cover - compiled
     0 for what the packet does not carry; ``change`` is ``(last_price - close) * 100 / close``,
     0 when close is 0, the same float operations as kiteconnect). Depth: :func:`depth_level`.
     """
-    div = _divisor(tok)
+    div = token_divisor(tok)
     lp = _i32(buf, p + 4) / div
     zero = np.int64(0)
     ltq = vol = tbq = tsq = ltt = oi = oih = oil = ets = zero
@@ -555,7 +281,7 @@ def depth_level(buf, p, j, tok):  # pragma: no cover - compiled
     """Depth level ``j`` (0..4) of the full packet body at ``p`` of instrument ``tok``:
     ``(buy quantity, buy price, buy orders, sell quantity, sell price, sell orders)`` (prices
     in rupees, the rest int64). Numba-only; see :func:`packet_fields`."""
-    div = _divisor(tok)
+    div = token_divisor(tok)
     b = p + 64 + 12 * j
     a = b + 60
     return (
@@ -778,188 +504,10 @@ def decode_packet(body: BytesLike) -> np.ndarray:
     """
     buf = _as_u8(body)
     plen = buf.size
-    if plen not in _MODE_BY_LENGTH:
+    if plen not in MODE_BY_LENGTH:
         raise MalformedFrame("unknown packet length", f"{plen} bytes (known: 8, 28, 32, 44, 184)")
     token = np.frombuffer(buf[:4].tobytes(), dtype=">u4").astype(np.uint32)
     return _decode_spans(buf, np.zeros(1, np.int64), np.array([plen], np.int64), token)
-
-
-# --------------------------------------------------------------------------- encode
-
-
-def _raw_prices(values: np.ndarray, div: np.ndarray, name: str) -> np.ndarray:
-    raw = np.rint(np.asarray(values, np.float64) * (div if values.ndim == 1 else div[:, None]))
-    bad = ~np.isfinite(raw) | (raw < _I32_MIN) | (raw > _I32_MAX)
-    if bad.any():
-        raise ValueError(f"{name}: price not representable as int32 units of its divisor")
-    return raw.astype(np.int64)
-
-
-def _raw_u32(values: np.ndarray, name: str) -> np.ndarray:
-    v = np.asarray(values).astype(np.int64)
-    if ((v < 0) | (v > _U32_MAX)).any():
-        raise ValueError(f"{name}: value outside the u32 range of the wire format")
-    return v
-
-
-def _raw_u16(values: np.ndarray, name: str) -> np.ndarray:
-    v = np.asarray(values).astype(np.int64)
-    if ((v < 0) | (v > 0xFFFF)).any():
-        raise ValueError(f"{name}: value outside the u16 range of the wire format")
-    return v
-
-
-def encode_frame(ticks: np.ndarray) -> bytes:
-    """Encode ticks into one binary WebSocket message (the inverse of :func:`decode_frame`).
-
-    ``ticks``: :data:`TICK_DTYPE` array (n,), n <= 65535. Each tick becomes one
-    packet chosen by its ``mode`` and segment: index tokens (segment 9) give
-    8/28/32-byte packets, others 8/44/184 (``packet_length`` is ignored). Prices
-    (rupees) are rounded to the nearest integer unit of the segment's divisor;
-    the index change field is written as ``last_price - close`` in those units
-    (int32 wrap-around); depth padding bytes are zero; ``change`` and
-    ``tradable`` are not encoded (they are derived on decode).
-
-    Raises ValueError for a wrong dtype, more than 65535 ticks, a mode not in
-    1..3, or a value that does not fit its wire field (prices int32 units,
-    quantities/timestamps u32, orders u16).
-    """
-    ticks = np.asarray(ticks)
-    if ticks.dtype != TICK_DTYPE:
-        raise ValueError(f"encode_frame needs a TICK_DTYPE array, got {ticks.dtype}")
-    ticks = ticks.reshape(-1)
-    n = ticks.size
-    if n > 0xFFFF:
-        raise ValueError(f"{n} ticks do not fit one frame (max 65535)")
-    tokens = ticks["instrument_token"].astype(np.uint32)
-    modes = ticks["mode"].astype(np.int64)
-    if ((modes < MODE_LTP) | (modes > MODE_FULL)).any():
-        raise ValueError("mode must be 1 (ltp), 2 (quote) or 3 (full)")
-    is_index = (tokens & 0xFF) == SEGMENT_INDICES
-    len_table = np.array([0, LEN_LTP, LEN_QUOTE, LEN_FULL], np.int64)
-    idx_table = np.array([0, LEN_LTP, LEN_INDEX_QUOTE, LEN_INDEX_FULL], np.int64)
-    lengths = np.where(is_index, idx_table[modes], len_table[modes])
-    sizes = lengths + 2
-    starts = 2 + np.cumsum(sizes) - sizes
-    out = np.zeros(2 + int(sizes.sum()), np.uint8)
-    out[0], out[1] = n >> 8, n & 0xFF
-    out[starts] = lengths >> 8
-    out[starts + 1] = lengths & 0xFF
-    bodies = starts + 2
-    div_all = price_divisors(tokens)
-    for plen, _mode, be, is_index_layout in _CLASSES:
-        idx = np.flatnonzero(lengths == plen)
-        if idx.size == 0:
-            continue
-        t = ticks[idx]
-        div = div_all[idx]
-        rec = np.zeros(idx.size, be)
-        rec["instrument_token"] = tokens[idx]
-        lp = _raw_prices(t["last_price"], div, "last_price")
-        rec["last_price"] = lp
-        if plen != LEN_LTP:
-            for f in ("open", "high", "low", "close"):
-                rec[f] = _raw_prices(t[f], div, f)
-        if is_index_layout:
-            change = (lp - rec["close"].astype(np.int64)) & _U32_MAX
-            rec["change"] = change.astype(np.uint32).view(np.int32)
-            if plen == LEN_INDEX_FULL:
-                rec["exchange_timestamp"] = _raw_u32(t["exchange_timestamp"], "exchange_timestamp")
-        elif plen != LEN_LTP:
-            rec["average_traded_price"] = _raw_prices(
-                t["average_traded_price"], div, "average_traded_price"
-            )
-            for f in (
-                "last_traded_quantity",
-                "volume_traded",
-                "total_buy_quantity",
-                "total_sell_quantity",
-            ):
-                rec[f] = _raw_u32(t[f], f)
-            if plen == LEN_FULL:
-                for f in (
-                    "last_trade_time",
-                    "oi",
-                    "oi_day_high",
-                    "oi_day_low",
-                    "exchange_timestamp",
-                ):
-                    rec[f] = _raw_u32(t[f], f)
-                depth = rec["depth"]
-                for side, sl in (
-                    ("buy", slice(0, DEPTH_LEVELS)),
-                    ("sell", slice(DEPTH_LEVELS, None)),
-                ):
-                    depth["price"][:, sl] = _raw_prices(
-                        t[f"depth_{side}_price"], div, "depth price"
-                    )
-                    depth["quantity"][:, sl] = _raw_u32(
-                        t[f"depth_{side}_quantity"], "depth quantity"
-                    )
-                    depth["orders"][:, sl] = _raw_u16(t[f"depth_{side}_orders"], "depth orders")
-        _scatter(out, bodies[idx], rec.view(np.uint8).reshape(idx.size, plen))
-    return out.tobytes()
-
-
-# --------------------------------------------------------------------------- replay filter
-
-
-@numba.njit(cache=True, nogil=True)
-def _gather_packets(
-    buf: np.ndarray, offsets: np.ndarray, new_len: np.ndarray, out: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    """Write a frame of the packets at ``offsets`` cut to ``new_len`` bytes into ``out``."""
-    n = offsets.shape[0]
-    out[0] = (n >> 8) & 0xFF
-    out[1] = n & 0xFF
-    w = 2
-    for i in range(n):
-        ln = new_len[i]
-        out[w] = (ln >> 8) & 0xFF
-        out[w + 1] = ln & 0xFF
-        w += 2
-        src = offsets[i]
-        for j in range(ln):
-            out[w + j] = buf[src + j]
-        w += ln
-
-
-def filter_frame(frame: BytesLike, modes: Mapping[int, int]) -> bytes | None:
-    """Cut a recorded frame down to what one client subscribed to (for the replay server).
-
-    ``modes`` maps instrument token -> subscribed mode code (1 ltp, 2 quote,
-    3 full). Packets whose token is not in ``modes`` are dropped; the others are
-    truncated to the subscribed mode (full 184 -> quote 44 -> ltp 8, index full
-    32 -> index quote 28 -> ltp 8; a packet is never lengthened). Packet order
-    is kept. Returns the new frame, or None when no packet is left. A heartbeat
-    is returned unchanged (it carries no packets and every client gets it).
-
-    Raises :class:`MalformedFrame` as :func:`packet_spans` does, and ValueError
-    for a mode code outside 1..3.
-    """
-    buf = _as_u8(frame)
-    if buf.size == 1:
-        return bytes(frame)
-    offsets, lengths, tokens = _spans(buf)
-    if not modes or offsets.shape[0] == 0:
-        return None
-    sub = np.fromiter(modes.keys(), np.int64, len(modes))
-    sub_mode = np.fromiter(modes.values(), np.int64, len(modes))
-    order = np.argsort(sub)
-    sub, sub_mode = sub[order], sub_mode[order]
-    pos = np.minimum(np.searchsorted(sub, tokens), sub.shape[0] - 1)
-    hit = sub[pos] == tokens
-    if not hit.any():
-        return None
-    mode = sub_mode[pos[hit]]
-    bad = (mode < MODE_LTP) | (mode > MODE_FULL)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"token {int(tokens[hit][i])}: mode {int(mode[i])!r} is not 1, 2 or 3")
-    new_len = _TRUNCATE_TABLE[lengths[hit], mode]
-    out = np.empty(2 + int(new_len.sum()) + 2 * new_len.shape[0], np.uint8)
-    _gather_packets(buf, offsets[hit], new_len, out)
-    return out.tobytes()
 
 
 # --------------------------------------------------------------------------- display
@@ -1035,25 +583,3 @@ def ticks_to_dicts(ticks: np.ndarray) -> list[dict]:
             }
         result.append(d)
     return result
-
-
-# --------------------------------------------------------------------------- text frames
-
-
-def parse_text_message(text: str | bytes) -> dict:
-    """Parse a text WebSocket message (JSON object) into a dict.
-
-    Kite sends order updates ``{"type": "order", "data": {...}}``, errors
-    ``{"type": "error", "data": "..."}`` and messages ``{"type": "message",
-    "data": ...}``; the dict is returned as parsed. Bytes are decoded as UTF-8.
-    Raises :class:`MalformedFrame` (``bad json`` / ``not an object``).
-    """
-    try:
-        if isinstance(text, bytes | bytearray | memoryview):
-            text = bytes(text).decode("utf-8")
-        data = json.loads(text)
-    except (UnicodeDecodeError, ValueError, TypeError, RecursionError) as exc:
-        raise MalformedFrame("bad json", str(exc).splitlines()[0][:120]) from exc
-    if not isinstance(data, dict):
-        raise MalformedFrame("not an object", f"JSON {type(data).__name__}")
-    return data
