@@ -47,7 +47,7 @@ from aion.patterns.registry import PatternEngine
 from aion.pipeline.allocator import HeapTrimmer, tune_malloc
 from aion.pipeline.compute import ComputeEngine
 from aion.pipeline.outputs import Fanout, Sink
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.replay.server import SESSION_COMPLETE_MESSAGE, ReplayServer
 from aion.replay.session_file import Session, SessionFileError, open_session, read_header
 from aion.store.queries import read_restart_state
@@ -78,7 +78,7 @@ def _frame_bytes(item: object) -> int:
 
 class _QueueSink:
     """The Redis store's side of the fan-out: batches onto the compute -> store queue (a full
-    queue blocks, then drops and counts, :class:`~aion.pipeline.queues.BoundedQueue`). A
+    queue blocks, then drops and counts, :class:`~aion.queues.BoundedQueue`). A
     minute's alerts travel as a batch of their own, which the store writes ahead of pending
     state (XADD + PUBLISH)."""
 

@@ -45,7 +45,7 @@ import redis
 
 from aion.indicators.core import IndicatorCore
 from aion.pipeline.allocator import tune_malloc
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.store import keys
 from aion.store.columnar import StateColumns
 from aion.store.encode import hstack_cells, render_cells, text_cells

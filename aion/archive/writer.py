@@ -47,7 +47,7 @@ from aion.archive.store import Archive
 from aion.config import AionConfig
 from aion.market.time import SEGMENT_NAMES, minute_of_day_ist, parse_date
 from aion.ops.logging import log_event
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.store.columnar import VOLUME_FAMILY, BarColumns, RvolColumns, StateColumns
 from aion.store.writer import AlertRecord, StoreBatch
 

@@ -16,6 +16,9 @@ from typing import Annotated
 
 import typer
 
+from aion.cli.context import command_config, fail, redis_for_reading
+from aion.cli.output import console
+
 TOKEN_ENV = "AION_DASHBOARD_TOKEN"
 
 
@@ -52,25 +55,24 @@ def dashboard(
     """
     import uvicorn
 
-    from aion.cli.main import _config, _fail, _redis_for_reading, console
     from aion.dashboard.app import create_app
     from aion.store.server import RedisUnavailable, redacted_url
 
-    cfg = _config(config_dir)
+    cfg = command_config(config_dir)
     bind = host or cfg.dashboard.host
     bind_port = port if port is not None else cfg.dashboard.port
     if not 0 < bind_port < 65536:
-        _fail(f"--port: {bind_port} must be in 1..65535")
+        fail(f"--port: {bind_port} must be in 1..65535")
     token = os.environ.get(TOKEN_ENV) or cfg.dashboard.auth_token
     if not is_loopback(bind) and not token:
-        _fail(
+        fail(
             f"dashboard: binding {bind} (not loopback) needs a token: set dashboard.auth_token "
             f"or {TOKEN_ENV}"
         )
     try:
-        client, pr = _redis_for_reading(cfg)
+        client, pr = redis_for_reading(cfg)
     except RedisUnavailable as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     url = cfg.redis.url or (pr.url if pr is not None else "")
     client.close()

@@ -13,12 +13,12 @@ import typer
 from rich.live import Live
 
 from aion.app import ScanError, Scanner, ScanOptions, install_signal_handlers, resolve_credentials
+from aion.cli.context import LOG_FLAGS, command_config, fail, redis_for_reading
 from aion.cli.dashboard_cmd import dashboard
 from aion.cli.evaluate_cmd import evaluate
 from aion.cli.kite_cmd import kite_app
 from aion.cli.output import (
     console,
-    err,
     on_terminal,
     print_json,
     print_line,
@@ -31,7 +31,7 @@ from aion.cli.replay_cmd import replay_app
 from aion.cli.session_cmd import session_app
 from aion.cli.validate_cmd import validate
 from aion.cli.volume_cmd import rvol
-from aion.config import AionConfig, ConfigError, load_config
+from aion.config import ConfigError
 from aion.market.time import parse_date, ymd
 from aion.ops.logging import log_event
 from aion.store.server import RedisUnavailable
@@ -59,14 +59,6 @@ ConfigDir = Annotated[
 ]
 
 
-def _fail(line: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-_LOG_FLAGS: dict[str, Any] = {"json_format": None, "level": None}
-
-
 @app.callback()
 def _global_options(
     log_json: Annotated[
@@ -77,21 +69,7 @@ def _global_options(
     ] = None,
 ) -> None:
     """aion: intraday NSE scanner on Kite Connect ticks."""
-    _LOG_FLAGS.update(json_format=True if log_json else None, level=log_level)
-
-
-def _config(config_dir: Path | None) -> AionConfig:
-    from aion.ops.logging import configure_logging
-
-    try:
-        cfg = load_config(config_dir)
-    except ConfigError as exc:
-        _fail(str(exc))
-        raise AssertionError from exc  # unreachable
-    if _LOG_FLAGS["level"] not in (None, "DEBUG", "INFO", "WARNING", "ERROR"):
-        _fail(f"--log-level: {_LOG_FLAGS['level']!r} is not one of DEBUG, INFO, WARNING, ERROR")
-    configure_logging(cfg, **_LOG_FLAGS)
-    return cfg
+    LOG_FLAGS.update(json_format=True if log_json else None, level=log_level)
 
 
 def _speed(text: str) -> float | None:
@@ -145,9 +123,9 @@ def scan(
     config_dir: ConfigDir = None,
 ) -> None:
     """Scan live Kite ticks, a Kite-protocol server, or a replayed session into Redis."""
-    cfg = _config(config_dir)
+    cfg = command_config(config_dir)
     if replay is not None and not replay.exists():
-        _fail(f"session file not found: {replay} (build one with `aion session build`)")
+        fail(f"session file not found: {replay} (build one with `aion session build`)")
     opts = ScanOptions(
         replay=replay,
         ws_url=ws_url,
@@ -163,7 +141,7 @@ def scan(
         try:
             resolve_credentials(opts, cfg.kite.secrets_file)
         except ScanError as exc:
-            _fail(str(exc))
+            fail(str(exc))
             return
         from aion.ops.schedule import live_scan_gate, wall_now_s
 
@@ -172,7 +150,7 @@ def scan(
                 cfg.calendar.market_calendar(), wall_now_s(), cfg.calendar.scan_lead_minutes
             )
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
             return
         if closed:
             log_event(_log, "scan not started: market closed", reason=closed)
@@ -182,7 +160,7 @@ def scan(
         scanner = Scanner(cfg, opts, config_dir)
         scanner.start()
     except (ConfigError, ScanError, RedisUnavailable, ValueError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     install_signal_handlers(scanner)
     if not scanner.patterns.active:
@@ -206,9 +184,9 @@ def scan(
         log_event(_log, "scan finished", **summary.values)
     fatal = [f.stats.fatal_error for f in scanner.feeds if f.stats.fatal_error]
     if fatal:  # e.g. HTTP 403: one line naming the cause, exit code 2 (the summary is in Redis)
-        _fail(fatal[0], 2)
+        fail(fatal[0], 2)
     if scanner.compute_error:  # a bug: the traceback is in the log, exit code 1
-        _fail(scanner.compute_error, 1)
+        fail(scanner.compute_error, 1)
     if json_out:
         print_json(summary.values)
         return
@@ -231,15 +209,6 @@ def scan(
     )
 
 
-def _redis_for_reading(cfg: AionConfig) -> tuple[Any, Any]:
-    from aion.store.server import PrivateRedis, connect
-
-    if cfg.redis.url:
-        return connect(cfg.redis.url, cfg.redis.tls), None
-    pr = PrivateRedis(cfg.data_dir())
-    return connect(pr.start()), pr
-
-
 @app.command()
 def bars(
     symbol: Annotated[str, typer.Option(help="e.g. NSE:HDFCBANK")],
@@ -257,24 +226,24 @@ def bars(
     if json_out:
         fmt = "json"
     if fmt not in ("table", "csv", "json"):
-        _fail("--format must be table, csv or json")
-    cfg = _config(config_dir)
+        fail("--format must be table, csv or json")
+    cfg = command_config(config_dir)
     try:
-        client, pr = _redis_for_reading(cfg)
+        client, pr = redis_for_reading(cfg)
     except RedisUnavailable as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     try:
         if date is None:
             dates = known_dates(client, symbol)
             if not dates:
-                _fail(f"no bars stored for {symbol}; run a scan first", 1)
+                fail(f"no bars stored for {symbol}; run a scan first", 1)
             d = dates[-1]
         else:
             try:
                 pd_ = parse_date(date)
             except ValueError as exc:
-                _fail(str(exc))
+                fail(str(exc))
                 return
             d = ymd(pd_)
         rows = read_bars(client, symbol, d, extended=extended)
@@ -283,7 +252,7 @@ def bars(
         if pr is not None:
             pr.stop()
     if not rows:
-        _fail(f"no bars for {symbol} on {d}", 1)
+        fail(f"no bars for {symbol} on {d}", 1)
     cols = ["time", "open", "high", "low", "close", "volume", "oi", "ticks", "segment"]
     if fmt == "json":
         print_json({"symbol": symbol, "date": d, "bars": [{c: r[c] for c in cols} for r in rows]})
@@ -313,7 +282,7 @@ def health(
     """
     from aion.ops.health import EXIT_CODES, GRADE_COLOURS, health_rows, run_health
 
-    cfg = _config(config_dir)
+    cfg = command_config(config_dir)
     report = run_health(cfg)
     if json_out:
         print_json(report)
@@ -341,12 +310,12 @@ def audit(
     """Nightly data-quality audit of an archived day: Markdown + HTML reports; exit 1 on failure."""
     from aion.ops.audit import run_audit
 
-    cfg = _config(config_dir)
+    cfg = command_config(config_dir)
     try:
         day = parse_date(date) if date else None
         result, md, page = run_audit(cfg, day, with_health=health_check)
     except (ValueError, LookupError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     if json_out:
         print_json(
@@ -384,7 +353,7 @@ def patterns(
         configs = load_patterns(config_dir)
         PatternEngine(configs)  # the same checks as start-up: names, parameters, types
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     enabled = {p.name: p for p in configs}
     dets = sorted(known_detectors().values(), key=lambda d: (FAMILIES.index(d.family), d.name))

@@ -23,11 +23,12 @@ import polars as pl
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from aion.cli.context import fail
 from aion.cli.output import console, err, print_table
 from aion.config import AionConfig, ConfigError, load_config
 from aion.market.calendar import MarketCalendar
 from aion.market.time import IST, parse_date
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.store import keys
 from aion.store.server import PrivateRedis, RedisUnavailable, connect
 from aion.store.writer import RedisStore, StoreBatch, TtlSeconds
@@ -54,11 +55,6 @@ premarket_app = typer.Typer(
 )
 
 _DAY_S = 86_400
-
-
-def _fail(line: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def default_trading_date(now: dt.datetime, calendar: MarketCalendar) -> dt.date:
@@ -208,14 +204,14 @@ def refresh_averages(
     try:
         cfg = load_config(config_dir)
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     vc = cfg.volume
     if as_of is not None:
         try:
             date = parse_date(as_of)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
             return
     else:
         date = default_trading_date(dt.datetime.now(tz=IST), MarketCalendar())
@@ -229,11 +225,11 @@ def refresh_averages(
         try:
             fac = read_factors(fpath)
         except (OSError, ValueError) as exc:
-            _fail(f"adjustment factors {fpath}: {exc}".splitlines()[0])
+            fail(f"adjustment factors {fpath}: {exc}".splitlines()[0])
     try:
         files = daily_files(hist)
     except FileNotFoundError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     scan_intraday, scan_daily = baseline_folders(cfg)
     intra = intraday or scan_intraday
@@ -241,11 +237,11 @@ def refresh_averages(
         try:
             intraday_files(intra)
         except FileNotFoundError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     wanted = {s.strip() for s in symbols.split(",") if s.strip()} if symbols else None
     total = len(files) if wanted is None else len(wanted & set(files))
     if total == 0:
-        _fail(f"no daily candle files (<SYMBOL>_day_*.csv[.gz]) to read in {hist}")
+        fail(f"no daily candle files (<SYMBOL>_day_*.csv[.gz]) to read in {hist}")
     with Progress(
         TextColumn("daily history"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.description}"), console=err, transient=True,
@@ -267,7 +263,7 @@ def refresh_averages(
         try:
             commands = write_redis(cfg, avgs)
         except RedisUnavailable as exc:
-            _fail(str(exc))
+            fail(str(exc))
     ready = sum(a.ready for a in avgs.values())
     console.print(
         f"prepared {date} from sessions before it: {len(avgs)} instruments "
@@ -280,7 +276,7 @@ def refresh_averages(
         try:
             learnt, bpath = prepare_baselines(cfg, intra, hist, dt.datetime.now(tz=IST))
         except (OSError, ValueError) as exc:
-            _fail(f"baselines: {exc}".splitlines()[0])
+            fail(f"baselines: {exc}".splitlines()[0])
             return
         console.print(
             f"baselines: {len(learnt.curves)} instruments from {intra} "

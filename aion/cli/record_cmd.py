@@ -26,7 +26,7 @@ from aion.feed.client import FeedClient
 from aion.kite.decode import decode_frame
 from aion.kite.wire import MODE_NAMES, MalformedFrame
 from aion.market.time import session_date
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.replay.server import SESSION_COMPLETE_MESSAGE
 from aion.replay.session_file import SessionWriter
 

@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from aion.cli.context import command_config, fail, redis_for_reading
 from aion.cli.output import print_json, print_table
 
 
@@ -35,7 +36,6 @@ def validate(
     ] = None,
 ) -> None:
     """Forward-validate the alerts of --date against later bars; write a Markdown report."""
-    from aion.cli.main import _config, _fail, _redis_for_reading
     from aion.market.time import parse_date, ymd
     from aion.store.queries import read_alerts, read_bars
     from aion.store.server import RedisUnavailable
@@ -51,15 +51,15 @@ def validate(
     try:
         day = parse_date(date)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     day_ymd = ymd(day)
-    cfg = _config(config_dir)
+    cfg = command_config(config_dir)
     vc = cfg.validation
     try:
-        client, pr = _redis_for_reading(cfg)
+        client, pr = redis_for_reading(cfg)
     except RedisUnavailable as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     try:
         alerts = read_alerts(client, day_ymd)
@@ -69,14 +69,14 @@ def validate(
         if pr is not None:
             pr.stop()
     if not alerts:
-        _fail(f"no alerts stored for {day.isoformat()}; run a scan of that day first", 1)
+        fail(f"no alerts stored for {day.isoformat()}; run a scan of that day first", 1)
     try:
         rows = validate_alerts(alerts, bars, vc.windows_min)
         base = random_baseline(
             alerts, bars, vc.windows_min, vc.baseline_draws, vc.baseline_jitter_min, vc.seed
         )
     except ValueError as exc:
-        _fail(f"cannot validate: {exc}", 1)
+        fail(f"cannot validate: {exc}", 1)
         return
     summary = summarize(rows, base, vc.windows_min)
     # one day: instruments are the clusters of the bootstrap (alerts of one instrument move
@@ -92,7 +92,7 @@ def validate(
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        _fail(f"cannot write {path}: {exc}", 1)
+        fail(f"cannot write {path}: {exc}", 1)
     if json_out:
         print_json(
             {"date": day.isoformat(), "alerts": len(alerts), "report": str(path),

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from aion.cli.output import err, print_table
+from aion.cli.context import fail
+from aion.cli.output import print_table
 from aion.config import ConfigError, load_config
 from aion.market.time import parse_date, ymd
 from aion.store import keys
@@ -17,11 +18,6 @@ from aion.store.server import PrivateRedis, RedisUnavailable, connect
 
 _COLUMNS = ["time", "volume", "cum_volume", "expected_cum", "rvol_cum", "expected_bar",
             "rvol_bar", "vix", "regime", "multiplier", "poc"]  # fmt: skip
-
-
-def _fail(line: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def as_of_field(hhmm: str) -> str:
@@ -56,7 +52,7 @@ def rvol(
         d = parse_date(date)
         field = as_of_field(time) if time else None
     except (ConfigError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     day_ymd = ymd(d)
     private = None
@@ -71,7 +67,7 @@ def rvol(
         finally:
             client.close()
     except RedisUnavailable as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     finally:
         if private is not None:
@@ -80,7 +76,7 @@ def rvol(
     if field is not None:
         rows = [r for r in rows if r["time"] == field]
     if not rows:
-        _fail(f"no RVOL stored for {symbol} on {day_ymd}{' at ' + time if time else ''}", 1)
+        fail(f"no RVOL stored for {symbol} on {day_ymd}{' at ' + time if time else ''}", 1)
     if json_out:
         for r in rows:
             print(json.dumps(r, sort_keys=True))

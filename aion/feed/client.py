@@ -51,7 +51,7 @@ from aion.kite.decode import is_heartbeat
 from aion.kite.text import parse_text_message
 from aion.kite.wire import MAX_CONNECTIONS_PER_KEY, MAX_TOKENS_PER_CONNECTION, MODE_NAMES
 from aion.market.time import to_ist
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 
 log = logging.getLogger(__name__)
 

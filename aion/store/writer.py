@@ -58,7 +58,7 @@ try:  # the C reply parser redis[hiredis] installs; replies are read by redis-py
 except ImportError:  # pragma: no cover
     hiredis = None  # type: ignore[assignment]
 
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.store import keys
 from aion.store.columnar import BarColumns, ColumnFamily, Rendered, RvolColumns, StateColumns
 

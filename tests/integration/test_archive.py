@@ -22,7 +22,7 @@ from aion.archive.store import Archive
 from aion.archive.writer import ArchiveWriter
 from aion.bars.builder import BAR_DTYPE
 from aion.market.time import SEGMENT_REGULAR
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.store import keys
 from aion.store.columnar import BarColumns
 from aion.store.queries import read_alerts, read_bars

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import redis
 
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.store import keys
 from aion.store.queries import read_alerts
 from aion.store.server import PrivateRedis, connect, find_redis_server

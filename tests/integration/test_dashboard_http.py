@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from aion.config import load_config
 from aion.dashboard.app import create_app
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.store import keys
 from aion.store.server import _free_port, connect, find_redis_server
 from aion.store.writer import AlertRecord, RedisStore, StoreBatch, TtlSeconds, encode_bar

@@ -27,7 +27,7 @@ from aion.kite.decode import decode_frame
 from aion.kite.encode import encode_frame
 from aion.kite.wire import MODE_FULL, MODE_QUOTE, TICK_DTYPE
 from aion.market.time import from_ist
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.replay.server import GARBAGE_FRAME, ReplayServer
 from aion.replay.session_file import Session, SessionWriter, read_session
 from aion.store import keys

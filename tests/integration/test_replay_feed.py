@@ -16,7 +16,7 @@ from aion.feed.client import FATAL_403, FeedClient
 from aion.kite.decode import decode_frame
 from aion.kite.encode import encode_frame
 from aion.kite.wire import MODE_FULL, MODE_LTP, MODE_QUOTE, TICK_DTYPE
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.replay.server import SESSION_COMPLETE_MESSAGE, ReplayServer
 from aion.replay.session_file import Session, SessionWriter, read_session
 

@@ -21,7 +21,7 @@ from aion.market.time import from_ist
 from aion.patterns.registry import PatternEngine
 from aion.pipeline.compute import ComputeEngine
 from aion.pipeline.outputs import CollectedOutputs
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.store.queries import read_bars, read_restart_state
 from aion.store.writer import RedisStore, TtlSeconds
 

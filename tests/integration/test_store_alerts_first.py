@@ -11,7 +11,7 @@ import time
 import pytest
 import redis
 
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.store import keys
 from aion.store.server import connect
 from aion.store.writer import AlertRecord, RedisStore, StoreBatch, TtlSeconds

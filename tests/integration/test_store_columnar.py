@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import redis
 
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.store import keys, writer
 from aion.store.columnar import VOLUME_FAMILY, StateColumns
 from aion.store.encode import hstack_cells, int_cells, render_cells, text_cells

@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.store import keys, writer
 from aion.store.server import connect
 from aion.store.writer import AlertRecord, RedisStore, RespCommands, StoreBatch, TtlSeconds

@@ -13,7 +13,7 @@ import pytest
 import redis
 from rel_support import RedisProcess, aion_cmd, scan_env, vendor_day_volume
 
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.replay.session_file import read_session
 from aion.store import keys
 from aion.store.queries import read_alerts, read_bars

@@ -27,7 +27,7 @@ from aion.market.time import SEGMENT_NAMES, minute_of_day_ist
 from aion.patterns.registry import PatternEngine
 from aion.pipeline.compute import ComputeEngine
 from aion.pipeline.outputs import CollectedOutputs
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.replay.builder import build_session
 from aion.replay.session_file import Session, read_session
 from aion.store import keys

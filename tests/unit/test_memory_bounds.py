@@ -19,7 +19,7 @@ from aion.bars.builder import BAR_DTYPE
 from aion.config import ConfigError, MemoryConfig
 from aion.market.time import SEGMENT_REGULAR
 from aion.pipeline.allocator import HeapTrimmer
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.store.columnar import BarColumns
 from aion.store.writer import StoreBatch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 
 
 def _q(policy: str, timeout: float = 0.2) -> BoundedQueue[bytes]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.store.columnar import StateColumns
 from aion.store.encode import render_cells
 from aion.store.writer import _ENTRY_BYTES, StoreBatch
