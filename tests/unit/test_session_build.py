@@ -17,7 +17,8 @@ import pytest
 from aion.kite.decode import decode_frame
 from aion.kite.wire import MODE_FULL
 from aion.market.time import from_ist
-from aion.replay.builder import build_session, monthly_expiry
+from aion.replay.builder import build_session
+from aion.replay.resolve import monthly_expiry
 from aion.replay.session_file import (
     SessionFileError,
     SessionWriter,
