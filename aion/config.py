@@ -532,10 +532,8 @@ class MemoryConfig:
     (restored by :meth:`aion.app.Scanner.stop`; CPython's default is ``(700, 10, 10)``). A
     minute close of 9,000 instruments allocates on the order of 10^5 short-lived containers,
     so the default runs a generation-0 collection every 700 of them and periodically a full
-    one over every tracked object. Measured (``python -m bench.e2e max``, 9,000 instruments,
-    60 ticks per minute, 09:15-09:20, 2 alternating pairs on the 2-core machine):
-    ``(50000, 20, 20)`` gave 856,000 and 830,000 against 762,000 and 769,000 ticks/s
-    streaming, peak RSS 813/824 against 792/887 MB.
+    one over every tracked object; the default ``(50000, 20, 20)`` collects far less often
+    (decision and measurements: ``docs/decisions/0001-gc-thresholds.md``).
     """
 
     mmap_threshold_mb: int = 1
@@ -566,9 +564,9 @@ class ThreadsConfig:
     thread waiting for the GIL lets the running one keep it before asking it to drop it
     (CPython's default is 5). A thread coming back from a call that released the GIL (numpy,
     Numba ``nogil`` kernels, socket I/O) waits up to this long while another thread runs
-    Python code, per call. Measured (``python -m bench.e2e max``, 9,000 instruments,
-    09:15-09:25, 2-core machine): 0.5 ms gave the compute thread 3.9-4.7 s of bar-close
-    time against 5.2 s at 5 ms, and 24,000-25,200 against 22,600 ticks/s end to end.
+    Python code, per call; the default 0.5 ms keeps the compute thread's minute close from
+    waiting on the feed and store threads (decision and measurements:
+    ``docs/decisions/0002-gil-hand-offs.md``).
     """
 
     gil_switch_interval_ms: float = 0.5

@@ -8,15 +8,11 @@ free pages inside the heap.
 
 aion sets a fixed 1 MiB mmap threshold (``memory.mmap_threshold_mb``). Blocks of megabytes
 (a minute close's columns, the store's rendered text, which grows with the session's
-profiles) then never sit in the heap between long-lived small blocks. With the heap
-holding them (a 64 MiB threshold, the setting up to 2026-11-22), the heap grew all
-session long although the bytes in use did not: a max-speed replay of 9,000 instruments
-for an hour (09:15-10:15 of 2022-11-11) had ``mallinfo2`` arena 519 -> 650 MiB with
-about 450 MiB in use throughout, and the peak RSS rose 9-14% after warm-up. With 1 MiB the
-arena stayed at 250-280 MiB and the peaks were flat (+0.0% to +3.0%, 3 runs), about
-100 MiB lower. The price is a page fault per 4 KiB of each such block; the
-per-chunk arrays of the tick path are reused instead of allocated (no faults), and the
-rest cost 4-14% of max-speed ticks/s on the 60-ticks-per-minute bench (3 pairs).
+profiles) then never sit in the heap between long-lived small blocks, where they made the
+heap grow by fragmentation all session long although the bytes in use did not. The price
+is a page fault per 4 KiB of each such block, so the per-chunk arrays of the tick path are
+reused instead of allocated (decision and measurements:
+``docs/decisions/0003-mmap-threshold.md``).
 
 The trim threshold (``memory.trim_threshold_mb`` = 64) keeps freed heap tops for reuse.
 :class:`HeapTrimmer` calls ``malloc_trim(0)`` at most once per interval from the compute

@@ -193,7 +193,7 @@ def _decode_pass(
 
 
 # Not nogil: a call that releases the GIL waits to get it back, up to the switch interval
-# (5 ms) per other thread running Python, which measured 40 ms per chunk in a full scan.
+# per other thread running Python (docs/decisions/0002-gil-hand-offs.md).
 @njit(cache=True)
 def _chunk_kernel(
     buf, starts, ends, status, where, frame_of,
