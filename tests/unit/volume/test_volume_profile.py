@@ -13,7 +13,7 @@ import pytest
 from aion.config import ProfileConfig
 from aion.volume.profile import VolumeProfiles, value_area_bins
 
-INTRADAY = Path(__file__).resolve().parents[2] / "aion" / "data" / "intraday_1min_2022-11-11"
+INTRADAY = Path(__file__).resolve().parents[3] / "aion" / "data" / "intraday_1min_2022-11-11"
 
 
 @pytest.mark.parametrize(

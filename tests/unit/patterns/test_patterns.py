@@ -23,7 +23,7 @@ from aion.patterns.detectors import volume_spike
 from aion.patterns.registry import InstrumentView, PatternEngine, Signal, known_detectors
 from aion.patterns.scoring import confidence, ramp
 
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
+REPO_CONFIG = Path(__file__).resolve().parents[3] / "config"
 VS = {"min_ratio": 3.0, "ratio_cap": 10.0, "min_body_fraction": 0.3}
 
 FAMILIES = {

@@ -29,7 +29,7 @@ from aion.volume.averages import (
     read_adjustment_factors,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "aion" / "data" / "intraday_1min_2022-11-11"
+DATA = Path(__file__).resolve().parents[3] / "aion" / "data" / "intraday_1min_2022-11-11"
 FILES = ["HDFCBANK", "RELIANCE", "SBIN", "TATAMOTORS", "NIFTY", "INDIAVIX"]
 DAY = dt.date(2022, 11, 11)
 

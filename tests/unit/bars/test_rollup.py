@@ -16,7 +16,7 @@ from aion.bars.rollup import TIMEFRAMES, RollupBuilder, rollup_bars
 from aion.market.time import SEGMENT_REGULAR, from_ist, to_ist
 from aion.store.encode import encode_rollups
 
-INTRADAY = Path(__file__).resolve().parents[2] / "aion" / "data" / "intraday_1min_2022-11-11"
+INTRADAY = Path(__file__).resolve().parents[3] / "aion" / "data" / "intraday_1min_2022-11-11"
 DAY = dt.date(2022, 11, 11)
 _PRICES = ("open", "high", "low", "close")
 

@@ -26,7 +26,7 @@ from aion.config import ConfigError, IndicatorsConfig
 from aion.indicators import kernels
 from aion.indicators.core import IndicatorCore
 
-DATA = Path(__file__).resolve().parents[2] / "aion" / "data"
+DATA = Path(__file__).resolve().parents[3] / "aion" / "data"
 RTOL = 1e-9
 FIELDS = ("date", "open", "high", "low", "close", "volume")
 DEFAULT_NAMES = [

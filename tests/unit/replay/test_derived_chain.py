@@ -20,7 +20,7 @@ from aion.replay.builder import build_session
 from aion.replay.session_file import read_session
 from aion.volume.state import VolumeStateManager
 
-DATA = Path(__file__).resolve().parents[2] / "aion" / "data" / "intraday_1min_2022-11-11"
+DATA = Path(__file__).resolve().parents[3] / "aion" / "data" / "intraday_1min_2022-11-11"
 DAY = dt.date(2022, 11, 11)
 RATE = 0.065
 

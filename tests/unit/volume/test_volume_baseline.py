@@ -19,7 +19,7 @@ from aion.volume.baseline import (
     uniform_baseline,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "aion" / "data"
+DATA = Path(__file__).resolve().parents[3] / "aion" / "data"
 HOURS = ["09:15", "10:15", "11:15", "12:15", "13:15", "14:15", "15:15"]
 
 

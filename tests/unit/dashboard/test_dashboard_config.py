@@ -9,7 +9,7 @@ import pytest
 from aion.cli.dashboard_cmd import is_loopback
 from aion.config import ConfigError, load_config
 
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
+REPO_CONFIG = Path(__file__).resolve().parents[3] / "config"
 
 
 def _config_with(tmp_path: Path, dashboard_yaml: str) -> Path:

@@ -25,7 +25,7 @@ from aion.volume.fno import (
 )
 from aion.volume.regime import RegimeClassifier, VixTracker
 
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
+REPO_CONFIG = Path(__file__).resolve().parents[3] / "config"
 
 
 def test_regimes_and_session_windows_from_the_shipped_config() -> None:

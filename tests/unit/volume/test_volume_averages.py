@@ -17,7 +17,7 @@ from aion.volume.averages import (
     read_factors,
 )
 
-DAILY = Path(__file__).resolve().parents[2] / "aion" / "data" / "daily_kite"
+DAILY = Path(__file__).resolve().parents[3] / "aion" / "data" / "daily_kite"
 FACTORS = DAILY.parent / "derived_adjustment_factors_2022-11-11.csv"
 
 

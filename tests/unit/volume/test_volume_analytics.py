@@ -23,7 +23,7 @@ from aion.store.writer import StoreBatch
 from aion.volume.analytics import BarAnalyticsColumns, VolumeAnalytics
 from aion.volume.baseline import BaselineSet, VolumeBaseline, uniform_baseline
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 INTRADAY = ROOT / "aion" / "data" / "intraday_1min_2022-11-11"
 DAY = dt.date(2022, 11, 11)
 DATE = 20221111

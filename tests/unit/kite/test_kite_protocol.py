@@ -44,7 +44,7 @@ from aion.kite.wire import (
     price_divisors,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "aion" / "data" / "kite_fixtures"
+FIXTURES = Path(__file__).resolve().parents[3] / "aion" / "data" / "kite_fixtures"
 UTC = dt.UTC
 IST_OFFSET = dt.timedelta(hours=5, minutes=30)
 

@@ -15,7 +15,7 @@ from aion.instruments.master import InstrumentMaster
 from aion.instruments.universe import UniverseError, resolve_universe
 from aion.kite.wire import MODE_FULL, MODE_LTP, MODE_QUOTE
 
-DATA = Path(__file__).resolve().parents[2] / "aion" / "data" / "instruments"
+DATA = Path(__file__).resolve().parents[3] / "aion" / "data" / "instruments"
 NFO_2024 = DATA / "kite_instruments_NFO_plus_FnO_underlyings_2024-04-06.csv.gz"  # DD-MM-YYYY
 NSE_2025 = DATA / "kite_instruments_NSE_EQ_INDICES_2025-10-24.csv.gz"
 TODAY = dt.date(2024, 4, 8)

@@ -27,7 +27,7 @@ from aion.replay.session_file import (
     read_session,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "aion" / "data"
+DATA = Path(__file__).resolve().parents[3] / "aion" / "data"
 BARS_DIR = DATA / "intraday_1min_2022-11-11"
 DATE = dt.date(2022, 11, 11)
 INDEX_SYMBOLS = {

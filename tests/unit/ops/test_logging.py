@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,21 @@ def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KITE_ACCESS_TOKEN", TOKEN)
     monkeypatch.setenv("KITE_API_KEY", API_KEY)
     monkeypatch.setenv("REDIS_URL", "redis://aion:hunter2hunter2@10.0.0.5:6379/0")
+
+
+@pytest.fixture(autouse=True)
+def _restore_aion_logger() -> Iterator[None]:
+    """Each test's setup_logging is undone afterwards (handlers, level, propagation), so the
+    redacting handlers do not reach later tests' log records."""
+    logger = logging.getLogger("aion")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    for h in list(logger.handlers):
+        if h not in saved[0]:
+            logger.removeHandler(h)
+            h.close()
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
 
 
 def _log(json_format: bool, tmp_path: Path) -> tuple[io.StringIO, Path, logging.Logger]:
