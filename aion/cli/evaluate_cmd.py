@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from aion.cli.context import command_config, fail
 from aion.cli.output import err, print_json, print_line, print_table
 
 
@@ -48,7 +49,6 @@ def evaluate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from aion.app import ScanError
-    from aion.cli.main import _config, _fail
     from aion.market.time import parse_date
     from aion.validation.evaluate import (
         PRIMARY_WINDOW_MIN,
@@ -60,18 +60,18 @@ def evaluate(
     from aion.validation.sessions import bundled_sessions, sessions_from_paths
 
     if boot < 100:
-        _fail("--boot must be >= 100")
-    cfg = _config(config_dir)
+        fail("--boot must be >= 100")
+    cfg = command_config(config_dir)
     try:
         specs = sessions_from_paths(paths) if paths else bundled_sessions()
         if dates:
             wanted = {parse_date(d.strip()) for d in dates.split(",") if d.strip()}
             missing = wanted - {s.date for s in specs}
             if missing:
-                _fail(f"no bars for {', '.join(sorted(d.isoformat() for d in missing))}")
+                fail(f"no bars for {', '.join(sorted(d.isoformat() for d in missing))}")
             specs = [s for s in specs if s.date in wanted]
     except (ValueError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     reports = (
         Path(cfg.reports.path).expanduser() if cfg.reports.path else cfg.data_dir() / "reports"
@@ -95,12 +95,12 @@ def evaluate(
             else:
                 ev = run_evaluation(specs, cfg, Path(work), config_dir, n_boot=boot)
     except (ValueError, ScanError) as exc:
-        _fail(f"cannot evaluate: {exc}", 1)
+        fail(f"cannot evaluate: {exc}", 1)
         return
     try:
         written = write_reports(ev, folder, command)
     except OSError as exc:
-        _fail(f"cannot write the reports to {folder}: {exc}", 1)
+        fail(f"cannot write the reports to {folder}: {exc}", 1)
         return
     flow = flow_summary(ev)
     if json_out:

@@ -25,7 +25,8 @@ from aion.alerts.manager import Alert, Candidate
 from aion.config import AionConfig
 from aion.instruments.master import InstrumentMaster
 from aion.market.time import from_ist
-from aion.replay.builder import VendorBar, read_vendor_bars, resolve_vendor_symbol
+from aion.replay.resolve import resolve_vendor_symbol
+from aion.replay.vendor_bars import VendorBar, read_vendor_bars
 from aion.store.writer import AlertRecord, StoreBatch
 from aion.validation.forward import Bars
 
@@ -145,7 +146,7 @@ def run_session(
         aion.app.ScanError: the scan set-up fails (bad universe or config).
     """
     from aion.app import Scanner, ScanOptions
-    from aion.kite.protocol import filter_frame
+    from aion.kite.encode import filter_frame
     from aion.pipeline.compute import ComputeEngine
     from aion.replay.builder import build_session
 
