@@ -42,7 +42,8 @@ from aion.instruments.master import Instrument, InstrumentMaster
 from aion.instruments.universe import UniverseError, resolve_universe
 from aion.kite.credentials import Credentials, CredentialsError, load_credentials
 from aion.kite.wire import MODE_CODES
-from aion.market.time import IST, parse_date, session_date
+from aion.market.time import IST, parse_date, session_date, ymd
+from aion.notify.notifier import MISSING_TOKEN, Notifier, load_bot_token, start_thread
 from aion.patterns.registry import PatternEngine
 from aion.pipeline.allocator import HeapTrimmer, tune_malloc
 from aion.pipeline.compute import ComputeEngine
@@ -175,6 +176,14 @@ class Scanner:
         self.opts = opts
         self.patterns = PatternEngine(load_patterns(config_dir, opts.patterns))
         self.credentials = resolve_credentials(opts, config.kite.secrets_file)
+        self._bot_token: str | None = None
+        if config.notify.enabled and config.notify.in_scan and config.notify.telegram.enabled:
+            try:  # a missing token stops the start-up, in one line
+                self._bot_token = load_bot_token(config.kite.secrets_file)
+            except CredentialsError as exc:
+                raise ScanError(str(exc)) from None
+            if not self._bot_token:
+                raise ScanError(MISSING_TOKEN)
         self.api_key, self.access_token = self.credentials.api_key, self.credentials.access_token
         self.session: Session | None = open_session(opts.replay) if opts.replay else None
         self.master = self._master()
@@ -211,6 +220,7 @@ class Scanner:
         self.stop_reason = ""
         self.private_redis: PrivateRedis | None = None
         self.redis: redis.Redis | None = None
+        self.redis_url = ""
         self.server: ReplayServer | None = None
         self.feeds: list[FeedClient] = []
         self.engine: ComputeEngine | None = None
@@ -222,6 +232,8 @@ class Scanner:
         self._compute_stop = threading.Event()
         self.compute_error = ""
         """Set when the compute thread died of an exception (one line; the scan stops)."""
+        self.notifier: Notifier | None = None
+        self._notify_thread: threading.Thread | None = None
         self.started_monotonic = 0.0
         self.text_messages = 0
         self._switch_interval_s = sys.getswitchinterval()  # the process's, restored by stop()
@@ -314,6 +326,7 @@ class Scanner:
         if url is None:
             self.private_redis = PrivateRedis(self.config.data_dir())
             url = self.private_redis.start()
+        self.redis_url = url
         client = connect(url, self.config.redis.tls)
         try:
             client.ping()
@@ -401,6 +414,7 @@ class Scanner:
             node=self.opts.node,
         )
         self.store.start()
+        self._start_notifier()
         self.archive = start_archive(cfg, self.opts.node)
         sinks: dict[str, Sink] = {"redis": _QueueSink(self.out)}
         if self.archive is not None:
@@ -464,6 +478,31 @@ class Scanner:
             if feed.stats.fatal_error:
                 raise ScanError(feed.stats.fatal_error)
 
+    def _start_notifier(self) -> None:
+        """``notify.in_scan``: the notifier on its own thread, Redis connection and HTTP
+        client (:func:`aion.notify.notifier.start_thread`), on the scanned day's stream."""
+        nc = self.config.notify
+        if not (nc.enabled and nc.in_scan):
+            return
+        date = ymd(self._scan_date()) if self.session is not None else None
+        self.notifier = Notifier(
+            nc,
+            connect(self.redis_url, self.config.redis.tls),
+            self._bot_token,
+            self.config.redis.ttl_days.alerts * _DAY_S,
+            date,
+        )
+        self._notify_thread = start_thread(self.notifier)
+
+    def _stop_notifier(self) -> None:
+        """Stop the notifier thread (it finishes its request in flight, at most
+        ``notify.timeout_s``); what it has not settled stays pending for the next run."""
+        if self.notifier is None or self._notify_thread is None:
+            return
+        self.notifier.stop()
+        self._notify_thread.join(self.config.notify.timeout_s + 2.0)
+        self.notifier.client.close()
+
     def should_stop(self) -> bool:
         """True when the scan's end condition is met (sets ``stop_reason``)."""
         if self.compute_error:
@@ -506,6 +545,9 @@ class Scanner:
             }
             self.out.put(StoreBatch(runs=[(date, flat)]))
         flushed = self.store.stop()
+        self._stop_notifier()
+        if self.notifier is not None:
+            summary.values["notify"] = self.notifier.stats.values()
         summary.values["redis_commands"] = self.store.stats.commands
         summary.values["redis_flushed"] = flushed
         summary.values["redis_dropped_commands"] = self.store.stats.dropped_commands

@@ -17,6 +17,7 @@ from aion.cli.context import LOG_FLAGS, command_config, fail, redis_for_reading
 from aion.cli.dashboard_cmd import dashboard
 from aion.cli.evaluate_cmd import evaluate
 from aion.cli.kite_cmd import kite_app
+from aion.cli.notify_cmd import notify
 from aion.cli.output import (
     console,
     on_terminal,
@@ -50,6 +51,7 @@ app.command("validate")(validate)
 app.command("evaluate")(evaluate)
 app.command("record")(record)
 app.command("dashboard")(dashboard)
+app.command("notify")(notify)
 
 _log = logging.getLogger("aion.cli")
 

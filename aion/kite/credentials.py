@@ -22,7 +22,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ENV_ACCESS_TOKEN", "ENV_API_KEY", "Credentials", "CredentialsError", "load_credentials"]
+__all__ = [
+    "ENV_ACCESS_TOKEN",
+    "ENV_API_KEY",
+    "Credentials",
+    "CredentialsError",
+    "load_credentials",
+    "read_secrets_file",
+]
 
 ENV_API_KEY = "KITE_API_KEY"
 ENV_ACCESS_TOKEN = "KITE_ACCESS_TOKEN"
@@ -47,7 +54,7 @@ class Credentials:
         return f"Credentials(api_key={self.api_key!r}, access_token='***', source={self.source!r})"
 
 
-def _read_secrets_file(path: Path) -> dict[str, str]:
+def read_secrets_file(path: Path) -> dict[str, str]:
     """``NAME=VALUE`` pairs of an owner-only secrets file.
 
     Raises:
@@ -105,7 +112,7 @@ def load_credentials(
 
     Raises:
         CredentialsError: the secrets file is unsafe or malformed (see
-            :func:`_read_secrets_file`), or only one of the two values is set.
+            :func:`read_secrets_file`), or only one of the two values is set.
     """
     env = os.environ if environ is None else environ
     key = env.get(ENV_API_KEY, "").strip()
@@ -113,7 +120,7 @@ def load_credentials(
     source = "env"
     if secrets_file is not None and not (key and token):
         path = Path(secrets_file).expanduser()
-        values = _read_secrets_file(path)
+        values = read_secrets_file(path)
         key = key or values.get(ENV_API_KEY, "").strip()
         token = token or values.get(ENV_ACCESS_TOKEN, "").strip()
         source = str(path)

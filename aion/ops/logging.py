@@ -16,11 +16,12 @@ line (JSON-escaped, or with newlines shown as ``\\n`` in text), so every event i
 exactly one line.
 
 Secrets never reach a handler: :class:`RedactingFilter` replaces the values of
-``KITE_API_KEY``/``KITE_ACCESS_TOKEN`` and the password of ``REDIS_URL`` found
-in the environment, plus anything that looks like ``access_token=...``,
+``KITE_API_KEY``/``KITE_ACCESS_TOKEN``/``AION_TELEGRAM_BOT_TOKEN`` and the password of
+``REDIS_URL`` found in the environment, secrets registered with :func:`add_secret` (a bot
+token read from a secrets file), plus anything that looks like ``access_token=...``,
 ``api_key=...``, ``password=...``, ``token ...:...`` (Kite's ``Authorization``
 header) or the password part of a ``redis[s]://user:password@host`` URL, with
-``***``.
+``***``; a Telegram Bot API URL ``/bot<id>:<token>/`` becomes ``/bot***/``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from typing import Any, TextIO
 REDACTED = "***"
 LOGGER = "aion"
 
-_SECRET_ENV = ("KITE_API_KEY", "KITE_ACCESS_TOKEN", "REDIS_PASSWORD")
+_SECRET_ENV = ("KITE_API_KEY", "KITE_ACCESS_TOKEN", "REDIS_PASSWORD", "AION_TELEGRAM_BOT_TOKEN")
+_REGISTERED: set[str] = set()
 _PATTERNS = (
     # query strings, form fields, key=value pairs in messages
     re.compile(
@@ -49,11 +51,18 @@ _PATTERNS = (
     re.compile(r"(?i)\b(token)(\s+)([A-Za-z0-9]{6,}:[A-Za-z0-9]{6,})"),
     # redis://user:password@host -> redis://user:***@host
     re.compile(r"(?i)\b(rediss?://[^:/@\s]*)(:)([^@\s]+)(?=@)"),
+    # Telegram Bot API: https://api.telegram.org/bot<id>:<secret>/sendMessage
+    re.compile(r"(/bot)()(\d+:[A-Za-z0-9_-]+)"),
 )
 
 
+def add_secret(value: str) -> None:
+    """Redact ``value`` from every later log line (a secret read from a file, not the env)."""
+    _REGISTERED.add(value)
+
+
 def _env_secrets() -> list[str]:
-    out = [os.environ.get(k, "") for k in _SECRET_ENV]
+    out = [os.environ.get(k, "") for k in _SECRET_ENV] + list(_REGISTERED)
     url = os.environ.get("REDIS_URL", "")
     m = re.match(r"rediss?://[^:/@]*:([^@]+)@", url)
     if m:

@@ -16,7 +16,7 @@ PREFIX = "aion"
 
 NAMESPACES = (
     "bars", "tick", "option", "volume", "ind", "averages", "rvol", "profile", "alerts", "runs",
-    "feed", "gaps",
+    "feed", "gaps", "notify",
 )  # fmt: skip
 """Namespaces reported by ``aion health`` (key counts per namespace)."""
 
@@ -93,6 +93,17 @@ def alerts_channel() -> str:
     stream accepted are announced (a re-published duplicate is not).
     """
     return f"{PREFIX}:alerts:live"
+
+
+def notify(date: int) -> str:
+    """The notifier's delivery ledger of trading ``date`` (hash, alerts TTL).
+
+    Field ``<stream_id>|<destination>`` -> outcome (``sent``, ``failed:<reason>``, ``capped``)
+    once a destination's delivery of that alert is settled; field ``count|<destination>`` ->
+    messages sent to it that day (the daily cap). Destinations: ``telegram:<chat_id>``,
+    ``webhook:<sha256 of the URL, 12 hex>``. See :mod:`aion.store.consumer`.
+    """
+    return f"{PREFIX}:notify:{date}"
 
 
 def runs(date: int) -> str:
