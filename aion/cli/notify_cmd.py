@@ -14,6 +14,9 @@ from typing import Annotated
 
 import typer
 
+from aion.cli.context import command_config, fail, redis_for_reading
+from aion.cli.output import print_json, print_pairs
+
 
 def notify(
     date: Annotated[
@@ -31,22 +34,20 @@ def notify(
     Each alert is sent once per destination, across restarts; the summary counts what was
     sent, failed for good, capped and filtered.
     """
-    from aion.cli.main import _config, _fail, _redis_for_reading
-    from aion.cli.output import print_json, print_pairs
     from aion.kite.credentials import CredentialsError
     from aion.market.time import parse_date, ymd
     from aion.notify.notifier import Notifier, load_bot_token
     from aion.patterns.registry import known_detectors
     from aion.store.server import RedisUnavailable
 
-    cfg = _config(config_dir)
+    cfg = command_config(config_dir)
     nc = cfg.notify
     if not nc.enabled:
-        _fail("notify.enabled is false in aion.yaml: set it (and notify.telegram or webhooks)")
+        fail("notify.enabled is false in aion.yaml: set it (and notify.telegram or webhooks)")
     known = known_detectors()
     for i, p in enumerate(nc.patterns):
         if p not in known:
-            _fail(
+            fail(
                 f"notify.patterns[{i}]: {p!r} is not a detector (known: {', '.join(sorted(known))})"
             )
     day = None
@@ -54,22 +55,22 @@ def notify(
         try:
             day = ymd(parse_date(date))
         except ValueError as exc:
-            _fail(f"--date: {exc}")
+            fail(f"--date: {exc}")
     try:
         token = load_bot_token(cfg.kite.secrets_file) if nc.telegram.enabled else None
     except CredentialsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     try:
-        client, pr = _redis_for_reading(cfg)
+        client, pr = redis_for_reading(cfg)
     except RedisUnavailable as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     try:
         try:
             notifier = Notifier(nc, client, token, cfg.redis.ttl_days.alerts * 86_400, day)
         except CredentialsError as exc:
-            _fail(str(exc))
+            fail(str(exc))
             return
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda _s, _f: notifier.stop())
