@@ -431,3 +431,29 @@ def test_failures_for_good_are_counted_and_the_token_never_printed(
     everything = "\n".join(proc.outputs) + log_text
     assert TOKEN not in everything and TOKEN.split(":")[1] not in everything
     assert "abc123" not in everything  # the webhook URL's secret neither
+
+
+@pytest.mark.parametrize(
+    ("notify", "token", "line"),
+    [
+        ({"enabled": False}, TOKEN, "error: notify.enabled is false"),
+        ({"enabled": True, "patterns": ["volume_spikes"], "webhooks": [{"url": "http://h/"}]},
+         TOKEN, "error: notify.patterns[0]: 'volume_spikes' is not a detector"),
+        ({"enabled": True, "telegram": {"enabled": True, "chat_ids": ["1"]}}, None,
+         "error: notify.telegram is enabled but there is no bot token"),
+        ({"enabled": True, "telegram": {"chat_ids": [-100]}}, TOKEN,
+         "error: notify.telegram.chat_ids[0]:"),
+    ],
+)  # fmt: skip
+def test_bad_notify_setups_stop_with_one_line(
+    tmp_path: Path, notify: dict, token: str | None, line: str
+) -> None:
+    cfg = write_config(tmp_path / "config", notify)
+    proc = subprocess.run(
+        [sys.executable, "-m", "aion", "notify", "--config", str(cfg)],
+        capture_output=True, text=True, timeout=120,
+        env=_env("redis://127.0.0.1:1/0", tmp_path / "data", token),
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(line) and proc.stderr.count("\n") == 1, proc.stderr
+    assert TOKEN not in proc.stderr + proc.stdout
