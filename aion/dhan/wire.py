@@ -134,6 +134,7 @@ for _d, _k in _KITE_SEGMENT.items():
     _KITE_SEG_BY_DHAN[_d] = _k
     _DHAN_SEG_BY_KITE[_k] = _d
 _DECIMALS_BY_DHAN[[3, 7]] = 4  # NSE_CURRENCY, BSE_CURRENCY quote to 4 decimals
+_SCALE_BY_DHAN = 10.0**_DECIMALS_BY_DHAN
 
 #: Disconnect packet reason codes, in words (``dhanhq`` ``MarketFeed.server_disconnection``).
 DISCONNECT_REASONS: dict[int, str] = {
@@ -340,10 +341,44 @@ class DecodedFrames(NamedTuple):
         return {FRAME_STATUS_REASONS[i]: int(c) for i, c in enumerate(counts) if i and c}
 
 
+@numba.njit(cache=True, nogil=True)
+def _gather(buf, offsets, out):  # pragma: no cover - compiled
+    """Copy the packet at each offset into the rows of ``out`` (k, packet size)."""
+    size = out.shape[1]
+    for i in range(offsets.size):
+        o = offsets[i]
+        for j in range(size):
+            out[i, j] = buf[o + j]
+
+
 def _rows(buf: np.ndarray, offsets: np.ndarray, layout: np.dtype) -> np.ndarray:
-    size = layout.itemsize
-    raw = buf[offsets[:, None] + np.arange(size)]
-    return np.ascontiguousarray(raw).view(layout).reshape(offsets.size)
+    raw = np.empty((offsets.size, layout.itemsize), np.uint8)
+    _gather(buf, offsets, raw)
+    return raw.view(layout).reshape(offsets.size)
+
+
+def _join(frames: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(buf, sizes, status)``: the frames end to end; inputs that are not bytes-like get size
+    0 and status ``not bytes``."""
+    m = len(frames)
+    status = np.zeros(m, np.uint8)
+    try:  # fast path: every frame is bytes (the WebSocket client's type)
+        sizes = np.fromiter(map(len, frames), np.int64, m)
+        buf = np.frombuffer(b"".join(frames), np.uint8)
+        if buf.size == int(sizes.sum()):
+            return buf, sizes, status
+    except TypeError:
+        pass
+    sizes = np.zeros(m, np.int64)
+    parts: list[Any] = []
+    for i, f in enumerate(frames):
+        if isinstance(f, bytes | bytearray | memoryview):
+            b = f if not isinstance(f, memoryview) else f.cast("B")
+            parts.append(b)
+            sizes[i] = len(b)
+        else:
+            status[i] = _NOT_BYTES
+    return np.frombuffer(b"".join(parts), np.uint8), sizes, status
 
 
 def _prices(values: np.ndarray, decimals: np.ndarray) -> np.ndarray:
@@ -352,40 +387,78 @@ def _prices(values: np.ndarray, decimals: np.ndarray) -> np.ndarray:
     return np.rint(v * scale) / scale
 
 
-def _fill_ticks(out: np.ndarray, rec: np.ndarray, code: int) -> None:
-    seg = rec["exchange_segment"].astype(np.int64)
-    dec = _DECIMALS_BY_DHAN[seg]
-    out["instrument_token"] = (rec["security_id"].astype(np.int64) << 8) | _KITE_SEG_BY_DHAN[seg]
-    out["mode"] = _MODE_BY_CODE[code]
-    out["packet_length"] = PACKET_SIZES[code]
-    out["tradable"] = seg != 0
-    lp = _prices(rec["last_price"], dec)
-    out["last_price"] = lp
-    ltt = rec["ltt"].astype(np.int64)
-    ts = np.where(ltt > 0, ltt - IST_EPOCH_OFFSET_S, 0)
-    out["last_trade_time"] = ts
-    out["exchange_timestamp"] = ts
-    if code == CODE_TICKER:
-        return
-    for f in ("last_traded_quantity", "volume_traded", "total_buy_quantity",
-              "total_sell_quantity"):  # fmt: skip
-        out[f] = rec[f]
-    out["average_traded_price"] = _prices(rec["average_traded_price"], dec)
-    for f in ("open", "high", "low", "close"):
-        out[f] = _prices(rec[f], dec)
-    close = out["close"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["change"] = np.where(close != 0, (lp - close) * 100 / close, 0.0)
-    if code == CODE_FULL:
-        for f in ("oi", "oi_day_high", "oi_day_low"):
-            out[f] = rec[f]
-        d = rec["depth"]
-        out["depth_buy_quantity"] = d["bid_quantity"]
-        out["depth_sell_quantity"] = d["ask_quantity"]
-        out["depth_buy_orders"] = d["bid_orders"]
-        out["depth_sell_orders"] = d["ask_orders"]
-        out["depth_buy_price"] = _prices(d["bid_price"], dec)
-        out["depth_sell_price"] = _prices(d["ask_price"], dec)
+@numba.njit(cache=True, nogil=True, inline="always")
+def _u32le(buf, p):  # pragma: no cover - compiled
+    return (
+        np.int64(buf[p])
+        | (np.int64(buf[p + 1]) << 8)
+        | (np.int64(buf[p + 2]) << 16)
+        | (np.int64(buf[p + 3]) << 24)
+    )
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _f32le(buf, p, bits, as_f32, scale):  # pragma: no cover - compiled
+    """The float32 at ``buf[p:p+4]`` as float64 rupees rounded to ``1/scale`` (``bits`` and
+    ``as_f32`` are one uint32 cell and its float32 view, a scratch for the reinterpretation)."""
+    bits[0] = np.uint32(_u32le(buf, p))
+    return np.rint(np.float64(as_f32[0]) * scale) / scale
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_ticks(
+    buf, offsets, out, bits, as_f32, kite_seg, scales, ist_offset
+):  # pragma: no cover
+    """Decode the ticker/quote/full packet at each offset into ``out[i]`` (a zeroed
+    :data:`TICK_DTYPE` array), per the layouts in the module docstring."""
+    for i in range(offsets.size):
+        p = offsets[i]
+        code = buf[p]
+        seg = buf[p + 3]
+        sc = scales[seg]
+        r = out[i]
+        r["instrument_token"] = (_u32le(buf, p + 4) << 8) | kite_seg[seg]
+        r["tradable"] = seg != 0
+        lp = _f32le(buf, p + 8, bits, as_f32, sc)
+        r["last_price"] = lp
+        ltt = _u32le(buf, p + 12 if code == 2 else p + 14)
+        ts = ltt - ist_offset if ltt > 0 else np.int64(0)
+        r["last_trade_time"] = ts
+        r["exchange_timestamp"] = ts
+        if code == 2:
+            r["mode"] = 1
+            r["packet_length"] = 16
+            continue
+        r["last_traded_quantity"] = np.int64(buf[p + 12]) | (np.int64(buf[p + 13]) << 8)
+        r["average_traded_price"] = _f32le(buf, p + 18, bits, as_f32, sc)
+        r["volume_traded"] = _u32le(buf, p + 22)
+        r["total_sell_quantity"] = _u32le(buf, p + 26)
+        r["total_buy_quantity"] = _u32le(buf, p + 30)
+        q = p + 34
+        if code == 4:
+            r["mode"] = 2
+            r["packet_length"] = 50
+        else:
+            r["mode"] = 3
+            r["packet_length"] = 162
+            r["oi"] = _u32le(buf, p + 34)
+            r["oi_day_high"] = _u32le(buf, p + 38)
+            r["oi_day_low"] = _u32le(buf, p + 42)
+            q = p + 46
+            for j in range(5):
+                d = p + 62 + 20 * j
+                r["depth_buy_quantity"][j] = _u32le(buf, d)
+                r["depth_sell_quantity"][j] = _u32le(buf, d + 4)
+                r["depth_buy_orders"][j] = np.int64(buf[d + 8]) | (np.int64(buf[d + 9]) << 8)
+                r["depth_sell_orders"][j] = np.int64(buf[d + 10]) | (np.int64(buf[d + 11]) << 8)
+                r["depth_buy_price"][j] = _f32le(buf, d + 12, bits, as_f32, sc)
+                r["depth_sell_price"][j] = _f32le(buf, d + 16, bits, as_f32, sc)
+        r["open"] = _f32le(buf, q, bits, as_f32, sc)
+        close = _f32le(buf, q + 4, bits, as_f32, sc)
+        r["close"] = close
+        r["high"] = _f32le(buf, q + 8, bits, as_f32, sc)
+        r["low"] = _f32le(buf, q + 12, bits, as_f32, sc)
+        r["change"] = (lp - close) * 100 / close if close != 0 else 0.0
 
 
 def _fill_events(out: np.ndarray, rec: np.ndarray, code: int) -> None:
@@ -403,6 +476,22 @@ def _fill_events(out: np.ndarray, rec: np.ndarray, code: int) -> None:
         out["reason_code"] = rec["reason_code"]
 
 
+def _decode_group(
+    buf: np.ndarray, offsets: np.ndarray, codes: np.ndarray, dtype: np.dtype, fill: Any
+) -> np.ndarray:
+    """Decode packets of several codes: each code's packets into one contiguous slice (one
+    vectorised view per code), then back to arrival order by one gather."""
+    order = np.argsort(codes, kind="stable")
+    grouped = np.zeros(codes.size, dtype)
+    sorted_codes = codes[order]
+    for code in np.unique(sorted_codes).tolist():
+        a, b = np.searchsorted(sorted_codes, [code, code + 1])
+        fill(grouped[a:b], _rows(buf, offsets[order[a:b]], _LAYOUT[code]), code)
+    if codes.size and not (order[1:] > order[:-1]).all():
+        grouped = grouped[np.argsort(order)]
+    return grouped
+
+
 def decode_frames(frames: Sequence[Any]) -> DecodedFrames:
     """Decode many binary WebSocket messages of Dhan's v2 market feed at once.
 
@@ -415,17 +504,7 @@ def decode_frames(frames: Sequence[Any]) -> DecodedFrames:
     ``MarketFeed.process_data``.
     """
     m = len(frames)
-    status = np.zeros(m, np.uint8)
-    sizes = np.zeros(m, np.int64)
-    parts: list[Any] = []
-    for i, f in enumerate(frames):
-        if isinstance(f, bytes | bytearray | memoryview):
-            b = f if not isinstance(f, memoryview) else f.cast("B")
-            parts.append(b)
-            sizes[i] = len(b)
-        else:
-            status[i] = _NOT_BYTES
-    buf = np.frombuffer(b"".join(parts), np.uint8)
+    buf, sizes, status = _join(frames)
     ends = np.cumsum(sizes)
     starts = ends - sizes
     cap = buf.size // 8 + 1
@@ -439,21 +518,11 @@ def decode_frames(frames: Sequence[Any]) -> DecodedFrames:
     tick_at = np.flatnonzero(is_tick)
     event_at = np.flatnonzero(~is_tick)
     ticks = np.zeros(tick_at.size, TICK_DTYPE)
-    events = np.zeros(event_at.size, EVENT_DTYPE)
-    tick_codes, event_codes = codes[tick_at], codes[event_at]
-    for code, layout in _LAYOUT.items():
-        if code in _MODE_BY_CODE:
-            rows = np.flatnonzero(tick_codes == code)
-            if rows.size:
-                sub = np.zeros(rows.size, TICK_DTYPE)
-                _fill_ticks(sub, _rows(buf, offsets[tick_at[rows]], layout), code)
-                ticks[rows] = sub
-        else:
-            rows = np.flatnonzero(event_codes == code)
-            if rows.size:
-                sub_e = np.zeros(rows.size, EVENT_DTYPE)
-                _fill_events(sub_e, _rows(buf, offsets[event_at[rows]], layout), code)
-                events[rows] = sub_e
+    if tick_at.size:
+        bits = np.zeros(1, np.uint32)
+        _decode_ticks(buf, offsets[tick_at], ticks, bits, bits.view(np.float32),
+                      _KITE_SEG_BY_DHAN, _SCALE_BY_DHAN, IST_EPOCH_OFFSET_S)  # fmt: skip
+    events = _decode_group(buf, offsets[event_at], codes[event_at], EVENT_DTYPE, _fill_events)
     return DecodedFrames(ticks, frame_of[tick_at], events, frame_of[event_at], status, where)
 
 
