@@ -2,7 +2,8 @@
 
 Runs, in this order (about 5 to 8 minutes on a 2-core machine):
 
-1. parser: :mod:`bench.parser` (aion's decoder vs ``kiteconnect``'s ``_parse_binary``);
+1. parser: :mod:`bench.parser` (aion's decoder vs ``kiteconnect``'s ``_parse_binary``), then
+   :mod:`bench.dhan_parser` (aion's Dhan decoder vs ``dhanhq``'s ``MarketFeed.process_data``);
 2. indicators: :mod:`bench.indicators` (the Numba indicator core vs ``talib.stream`` handles);
 3. store: :mod:`bench.store` (aion's Redis writer vs a plain redis-py pipeline);
 4. end to end, max speed: :mod:`bench.e2e` ``max`` in a child process (9,000 instruments) on
@@ -19,7 +20,8 @@ Writes ``bench/results/latest.json`` (every figure, raw results, the machine) an
 then the hot spots). Each figure's baseline is measured in the same run on the same machine.
 
 Run: ``python -m bench.run [--quick] [--only store]`` (``--quick``: smaller sizes, for a smoke
-test; ``--only store``: the store benchmark alone, printed, ``bench/results`` untouched).
+test; ``--only store`` / ``--only dhan``: that benchmark alone, printed, ``bench/results``
+untouched).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 TARGETS = {
     "parser_ratio": 100.0,
+    "dhan_parser_ratio": 20.0,  # dhanhq unpacks a packet in one struct call (see bench.dhan_parser)
     "indicators_ratio": 5.0,
     "store_ratio": 5.0,
     "e2e_ticks_per_s": 1_000_000.0,
@@ -131,6 +134,18 @@ def table(r: dict[str, Any]) -> list[dict[str, Any]]:
             f"{p['kiteconnect_packets_per_s']:,} kiteconnect",
             p["ratio"],
             TARGETS["parser_ratio"],
+            True,
+            "x",
+        )
+    )
+    d = r["dhan_parser"]
+    rows.append(
+        _row(
+            "Dhan parser, packets/s (one-packet messages, 70% full)",
+            f"{d['aion_decode_frames_packets_per_s']:,}",
+            f"{d['dhanhq_packets_per_s']:,} dhanhq",
+            d["ratio"],
+            TARGETS["dhan_parser_ratio"],
             True,
             "x",
         )
@@ -337,12 +352,18 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: temp)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument(
-        "--only", choices=["store"], default=None,
+        "--only", choices=["store", "dhan"], default=None,
         help="run one benchmark and print its JSON (results files untouched)",
     )  # fmt: skip
     a = ap.parse_args()
-    from bench import indicators, parser, store
+    from bench import dhan_parser, indicators, parser, store
 
+    if a.only == "dhan":
+        d = dhan_parser.run(2_000 if a.quick else 20_000, min_s=0.5 if a.quick else 2.0)
+        print(json.dumps(d, indent=2))
+        target = TARGETS["dhan_parser_ratio"]
+        print(f"dhan parser: {d['ratio']}x dhanhq's parser (target >= {target}x)")
+        return
     if a.only == "store":
         s = store.run(300 if a.quick else 3000, 5 if a.quick else 10, repeats=1 if a.quick else 3)
         print(json.dumps(s, indent=2))
@@ -361,6 +382,8 @@ def main() -> None:
     try:
         print("parser ...", flush=True)
         r["parser"] = parser.run(n_frames=100 if q else 400, min_s=0.5 if q else 2.0)
+        print("dhan parser ...", flush=True)
+        r["dhan_parser"] = dhan_parser.run(2_000 if q else 20_000, min_s=0.5 if q else 2.0)
         print("indicators ...", flush=True)
         r["indicators"] = indicators.run(200 if q else 2000, 20 if q else 60, 1)
         print("store ...", flush=True)
