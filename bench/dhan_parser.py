@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from aion.dhan.wire import decode_frames, encode_ticks
-from aion.kite.protocol import MODE_FULL, MODE_LTP, MODE_QUOTE, TICK_DTYPE
+from aion.kite.wire import MODE_FULL, MODE_LTP, MODE_QUOTE, TICK_DTYPE
 from bench.parser import _rate
 
 

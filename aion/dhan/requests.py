@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from urllib.parse import urlencode
 
 from aion.dhan.wire import SEGMENT_NAMES, split_token
-from aion.kite.protocol import MODE_FULL, MODE_LTP, MODE_QUOTE
+from aion.kite.wire import MODE_FULL, MODE_LTP, MODE_QUOTE
 
 __all__ = [
     "FEED_URL",

@@ -36,7 +36,7 @@ counts the header, so a packet is accepted when it equals either the whole packe
 the size without the header; anything else is counted ``bad message length``. A WebSocket
 message may carry several packets back to back; each one's size comes from its response code.
 
-Mapping to :data:`aion.kite.protocol.TICK_DTYPE` (Kite's names, rupees as float64, epoch
+Mapping to :data:`aion.kite.wire.TICK_DTYPE` (Kite's names, rupees as float64, epoch
 seconds): ticker -> mode 1 (ltp), quote -> mode 2, full -> mode 3; ``volume_traded`` is Dhan's
 cumulative day volume (the VolumeStateManager stays the only place it becomes incremental);
 ``close`` is the packet's close field as sent; ``change`` is percent vs ``close`` as on the Kite
@@ -66,7 +66,7 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 
-from aion.kite.protocol import MODE_FULL, MODE_LTP, MODE_QUOTE, TICK_DTYPE
+from aion.kite.wire import MODE_FULL, MODE_LTP, MODE_QUOTE, TICK_DTYPE
 
 __all__ = [
     "CODE_DISCONNECT",

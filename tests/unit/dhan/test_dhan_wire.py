@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from aion.dhan import requests as R
 from aion.dhan import wire as W
 from aion.instruments.master import InstrumentMaster
-from aion.kite.protocol import TICK_DTYPE
+from aion.kite.wire import TICK_DTYPE
 
 N_PACKETS = 10_000
 DHAN_SEGMENTS = (0, 1, 2, 3, 4, 5, 7, 8)

@@ -11,7 +11,7 @@ import pytest
 from aion.dhan import master as M
 from aion.dhan import wire as W
 from aion.instruments.master import InstrumentMaster
-from aion.kite.protocol import TICK_DTYPE
+from aion.kite.wire import TICK_DTYPE
 
 
 @pytest.fixture(scope="module")
