@@ -222,13 +222,11 @@ def _profiled_compute() -> tuple[cProfile.Profile, Any]:
 
     calls = [0]
 
-    def profiled(
-        self: ComputeEngine, frames: list[tuple[int, str, bytes]], sink: Any = None
-    ) -> Any:
+    def profiled(self: ComputeEngine, frames: list[tuple[int, str, bytes]]) -> None:
         calls[0] += 1
         if calls[0] == 1:  # the first step compiles the Numba kernels: not the steady state
-            return process(self, frames, sink)
-        return prof.runcall(process, self, frames, sink)
+            return process(self, frames)
+        return prof.runcall(process, self, frames)
 
     ComputeEngine.process = profiled  # type: ignore[method-assign]
     return prof, process
@@ -270,7 +268,7 @@ def run_max(
     """
     os.environ["AION_DATA_DIR"] = str(data_dir)
     cfg = load_config()
-    scanner = Scanner(cfg, ScanOptions(replay=session, speed=None))
+    scanner = Scanner(cfg, ScanOptions(replay=session, speed=None, patterns="all"))
     prof, original = _profiled_compute() if profile else (None, None)
     # compute-thread seconds in compute steps, and in their closed-bar work (finish() at
     # shutdown closes the forming bars on the main thread: not counted)
@@ -280,13 +278,11 @@ def run_max(
 
     span: list[float] = []  # start of the first compute step, end of the latest one
 
-    def timed_process(
-        self: ComputeEngine, frames: list[tuple[int, str, bytes]], sink: Any = None
-    ) -> Any:
+    def timed_process(self: ComputeEngine, frames: list[tuple[int, str, bytes]]) -> None:
         compute_thread[:] = [threading.get_ident()]
         t0 = time.perf_counter()
         try:
-            return process(self, frames, sink)
+            return process(self, frames)
         finally:
             t1 = time.perf_counter()
             spent["process"] += t1 - t0
@@ -395,6 +391,7 @@ def run_live(
             instruments=[live],
             duration_s=span_s + 5.0,
             restore=False,
+            patterns="all",  # every detector: the shipped registry runs none (issue 23)
         )
         scanner = Scanner(cfg, opts)
         received: list[tuple[int, int]] = []  # (recv_ns, exchange ts s) per frame
@@ -408,13 +405,10 @@ def run_live(
         processed: list[int] = []  # frame receipt -> end of its compute step, ns
         process = ComputeEngine.process
 
-        def timed_process(
-            self: ComputeEngine, frames: list[tuple[int, str, bytes]], sink: Any = None
-        ) -> Any:
-            out = process(self, frames, sink)
+        def timed_process(self: ComputeEngine, frames: list[tuple[int, str, bytes]]) -> None:
+            process(self, frames)
             done = time.time_ns()
             processed.extend(done - f[0] for f in frames)
-            return out
 
         ComputeEngine.process = timed_process  # type: ignore[method-assign]
         announced: list[tuple[int, str]] = []
