@@ -34,7 +34,7 @@ dashboard: $(BIN)/aion  ## after make demo: serve the read-only dashboard on its
 test: $(BIN)/aion  ## set up, then run the whole test suite (unit + integration, real redis-server)
 	$(BIN)/python -m pytest -q
 
-bench: $(BIN)/aion  ## benchmarks vs same-run baselines (~6 min, not part of test) -> bench/results/latest.{json,md}
+bench: $(BIN)/aion  ## benchmarks vs same-run baselines, then the dashboard's page figures (~8 min, not part of test) -> bench/results/latest.{json,md}
 	$(BIN)/python -m bench.run
 
 evaluate: $(BIN)/aion  ## every bundled session built, replayed, validated against the random baseline (2-4 min, not part of test) -> var/evaluation/

@@ -184,7 +184,7 @@ _DRAWN = (
 
 def instrument_loads(drv: Any, base: str, alert_id: str, n: int) -> list[dict[str, float]]:
     """``n`` fresh navigations to the instrument view; each one's drawnAt and fetchToDrawMs."""
-    out = []
+    out: list[dict[str, float]] = []
     for _ in range(n):
         drv.get("about:blank")  # a fresh navigation each time (a hash change does not reload)
         drv.get(f"{base}#instrument?symbol={SYMBOL}&alert={alert_id}")
@@ -201,7 +201,7 @@ def click_loads(drv: Any, base: str, alert_id: str, n_alerts: int, n: int) -> li
     drv.get(base)
     _wait(drv, f"return window.aionDash.alerts.size === {n_alerts}")
     row = f"#alerts-table tbody tr[data-id='{alert_id}']"
-    out = []
+    out: list[float] = []
     for _ in range(n):
         drv.execute_script("location.hash = '#alerts'")
         _wait(drv, "return window.aionDash.view === 'alerts'")
@@ -221,7 +221,7 @@ def alert_latencies(drv: Any, base: str, client: Any, stream: list[dict]) -> lis
     drv.get(base)
     _wait(drv, "return window.aionDash.redis === true && window.aionDash.alerts.size === 0")
     store = RedisStore(client, BoundedQueue("out", 10, "block", 1.0), TTL)
-    out = []
+    out: list[float] = []
     for a in stream:
         record = AlertRecord(DATE, a["id"], {k: v for k, v in a.items() if k != "id"})
         store.merge(StoreBatch(alerts=[record]))

@@ -1,6 +1,6 @@
 """``make bench``: every aion benchmark with its same-run baseline, written to ``bench/results``.
 
-Runs, in this order (about 5 to 8 minutes on a 2-core machine):
+Runs, in this order (about 6.5 to 9.5 minutes on a 2-core machine):
 
 1. parser: :mod:`bench.parser` (aion's decoder vs ``kiteconnect``'s ``_parse_binary``), then
    :mod:`bench.dhan_parser` (aion's Dhan decoder vs ``dhanhq``'s ``MarketFeed.process_data``);
@@ -13,7 +13,10 @@ Runs, in this order (about 5 to 8 minutes on a 2-core machine):
    closes per tick than the live feed, so it measures the minute-close work (bars/s);
 6. end to end, live rate: :mod:`bench.e2e` ``live`` in a child process, 2 ticks/s per
    instrument (120 per minute) replayed in real time with a 5x opening burst;
-7. a profile of the compute thread (:mod:`bench.e2e` ``profile``, 4 ticks per bar).
+7. a profile of the compute thread (:mod:`bench.e2e` ``profile``, 4 ticks per bar);
+8. the dashboard: :mod:`bench.dashboard` in a child process (the real session scanned into
+   Redis, ``aion dashboard``, headless Chromium): instrument-view load time and
+   alert-to-page latency (figures without a target; about 1.5 minutes).
 
 Writes ``bench/results/latest.json`` (every figure, raw results, the machine) and
 ``bench/results/latest.md`` (the table: figure, aion, baseline, ratio, target, pass/short;
@@ -95,16 +98,22 @@ LIVE_TICKS_PER_MINUTE = 120
 """Live-rate session density: 2 ticks/s per instrument, replayed in real time."""
 
 
-def _e2e(mode: str, work: Path, window: str, extra: list[str], timeout_s: float) -> dict:
-    cmd = [sys.executable, "-m", "bench.e2e", mode, "--work", str(work), "--window", window]
+def _child(module: str, args: list[str], timeout_s: float) -> dict:
+    """``python -m module *args`` in a fresh process; its last JSON line, or ``{"error"}``."""
+    cmd = [sys.executable, "-m", module, *args]
     out = subprocess.run(
-        cmd + extra, capture_output=True, text=True, cwd=ROOT, timeout=timeout_s, check=False
+        cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout_s, check=False
     )
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode != 0 or not lines:
-        return {"mode": mode, "error": (out.stderr or out.stdout).strip()[-2000:]}
+        return {"error": (out.stderr or out.stdout).strip()[-2000:]}
     result: dict = json.loads(lines[-1])
     return result
+
+
+def _e2e(mode: str, work: Path, window: str, extra: list[str], timeout_s: float) -> dict:
+    result = _child("bench.e2e", [mode, "--work", str(work), "--window", window, *extra], timeout_s)
+    return {"mode": mode, **result} if "error" in result else result
 
 
 def _row(
@@ -120,6 +129,18 @@ def _row(
         "value": shown,
         "target": f"{cmp} {target:,g}{unit}",
         "status": "pass" if ok else "short",
+    }
+
+
+def _info(name: str, aion: str, baseline: str, value: str) -> dict[str, Any]:
+    """A row without a target (a figure to report, nothing to pass)."""
+    return {
+        "figure": name,
+        "aion": aion,
+        "baseline": baseline,
+        "value": value,
+        "target": "-",
+        "status": "info",
     }
 
 
@@ -206,15 +227,13 @@ def table(r: dict[str, Any]) -> list[dict[str, Any]]:
     b = r.get("e2e_bars", {})
     if b and "error" not in b:
         rows.append(
-            {
-                "figure": f"minute closes, max speed, bars/s ({b['instruments']:,} instruments, "
+            _info(
+                f"minute closes, max speed, bars/s ({b['instruments']:,} instruments, "
                 "4 ticks per bar)",
-                "aion": f"{b['bars_per_s']:,} bars/s ({b['ticks_per_s']:,} ticks/s)",
-                "baseline": f"closed-bar work {b['bar_close_s']} s of compute {b['compute_s']} s",
-                "value": f"{b['bars'] / max(b['bar_close_s'], 1e-9):,.0f} bars/s closed-bar work",
-                "target": "-",
-                "status": "info",
-            }
+                f"{b['bars_per_s']:,} bars/s ({b['ticks_per_s']:,} ticks/s)",
+                f"closed-bar work {b['bar_close_s']} s of compute {b['compute_s']} s",
+                f"{b['bars'] / max(b['bar_close_s'], 1e-9):,.0f} bars/s closed-bar work",
+            )
         )
     lv = r["e2e_live"]
     if "error" in lv:
@@ -255,6 +274,30 @@ def table(r: dict[str, Any]) -> list[dict[str, Any]]:
                 TARGETS["live_peak_rss_mb"],
                 False,
                 " MB",
+            )
+        )
+    d = r.get("dashboard")
+    if d is not None and "error" in d:
+        rows.append(_info("dashboard", "error", "-", "n/a"))
+    elif d is not None:
+        il, ck, ap = d["instrument_load"], d["click_to_chart"], d["alert_to_page"]
+        rows.append(
+            _info(
+                f"dashboard, instrument view load, ms ({d['symbol']}, {d['candles']} candles, "
+                "navigation to chart data)",
+                f"cold {il['cold_ms']}; median {il['p50_ms']} / max {il['max_ms']} "
+                f"({il['n']} loads)",
+                f"click on an alert to chart: median {ck['p50_ms']} / max {ck['max_ms']} "
+                f"({ck['n']} clicks)",
+                f"{il['p50_ms']} ms",
+            )
+        )
+        rows.append(
+            _info(
+                f"dashboard, alert-to-page latency, ms ({ap['n']} alerts of the session)",
+                f"p50 {ap['p50_ms']} / p99 {ap['p99_ms']} / max {ap['max_ms']}",
+                "-",
+                f"{ap['p99_ms']} ms",
             )
         )
     return rows
@@ -317,6 +360,14 @@ def markdown(r: dict[str, Any]) -> str:
                 f"analytics, detectors, risk, alerts, bar/state encoding) {e['bar_close_s']} s; "
                 f"the tick path alone runs at {e['tick_path_ticks_per_s']:,} ticks/s."
             )
+    d = r.get("dashboard")
+    if d is not None:
+        if "error" in d:
+            out += ["", f"Dashboard: error: `{d['error'][-300:]}`"]
+        else:
+            from bench.dashboard import describe
+
+            out += ["", f"Dashboard: {describe(d)}."]
     prof = r.get("profile", {})
     if prof.get("hot_spots"):
         out += [
@@ -400,6 +451,9 @@ def main() -> None:
         r["e2e_live"] = _e2e("live", work, "09:15-09:18", live_args, 400)
         print("profile ...", flush=True)
         r["profile"] = _e2e("profile", work, "09:15-09:20", ["--instruments", n], 300)
+        print("dashboard ...", flush=True)
+        loads = ["--loads", "10" if q else "20", "--clicks", "10" if q else "20"]
+        r["dashboard"] = _child("bench.dashboard", ["--work", str(work / "dashboard"), *loads], 600)
     finally:
         if a.work is None:
             shutil.rmtree(work, ignore_errors=True)
