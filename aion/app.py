@@ -35,7 +35,7 @@ import redis
 
 from aion.archive.writer import ArchiveWriter, finish_archive, start_archive
 from aion.config import AionConfig, ConfigError, load_patterns
-from aion.feed.client import FeedClient, feed_summary, in_market_hours
+from aion.feed.client import FeedClient, feed_summary
 from aion.feed.sharding import ShardingError, shard_modes
 from aion.instruments.kite_api import KiteApiError, cached_instruments, last_prices
 from aion.instruments.master import Instrument, InstrumentMaster
@@ -65,6 +65,11 @@ log = logging.getLogger(__name__)
 
 _DAY_S = 86_400
 _HANDSHAKE_WAIT_S = 5.0  # start() waits this long at most for each connection's first handshake
+
+
+def _connection_name(i: int) -> str:
+    """The name of the scan's ``i``-th feed connection, carried with each of its frames."""
+    return f"conn{i}"
 
 
 def _frame_bytes(item: object) -> int:
@@ -427,7 +432,7 @@ class Scanner:
             self.averages(),
             self._restored_volume(self.redis),
             node=self.opts.node,
-            replaying=self.session is not None,
+            connections=[_connection_name(i) for i in range(len(self.shards))],
             outputs=self.outputs,
         )
         self.started_wall_ns = time.time_ns()
@@ -446,11 +451,11 @@ class Scanner:
             self.server.start()
             url = self.server.url
         kc = cfg.kite
-        # An in-process replay at max speed is back-pressured by design: a feed thread blocked
-        # on the full raw queue cannot read the pong behind the frames in its socket, so pings
-        # would end the connection (and lose frames) with nothing wrong; there is no network.
-        max_speed_replay = self.session is not None and self.opts.speed is None
-        ping_s = 0.0 if max_speed_replay else kc.ping_interval_s
+        calendar = cfg.calendar.market_calendar()
+
+        def in_feed_hours() -> bool:  # the wall clock: is a lost connection worth retrying?
+            return calendar.in_feed_hours(time.time())
+
         for i, modes in enumerate(self.shards):  # <= 3 connections of <= 3000 tokens
             self.feeds.append(
                 FeedClient(
@@ -459,14 +464,14 @@ class Scanner:
                     self.access_token,
                     modes,
                     self.raw,
-                    name=f"conn{i}",
+                    name=_connection_name(i),
                     on_text=self._on_text,
                     max_backoff_s=kc.backoff_cap_s,
                     base_backoff_s=kc.backoff_initial_s,
                     stale_after_s=kc.watchdog_s,
-                    ping_interval_s=ping_s,
+                    ping_interval_s=kc.ping_interval_s,
                     max_attempts=kc.max_attempts_off_hours or None,
-                    retry_forever=in_market_hours,
+                    retry_forever=in_feed_hours,
                     gap_markers=True,
                 )
             )
@@ -588,6 +593,8 @@ class Scanner:
             "unknown_tokens": c.unknown_tokens,
             "bad_cumulative_ticks": e.volume.counters.bad_ticks,
             "late_ticks": e.bars.late_ticks,
+            "merge_held_frames": e.merge.stats.held,
+            "merge_close_wait_expiries": e.merge.stats.expired,
             "bars": c.bars,
             "regular_bars": c.regular_bars,
             "signals": e.alert_manager.counters.signals,

@@ -64,6 +64,24 @@ class KiteConfig:
 
 
 @dataclass(frozen=True)
+class FeedConfig:
+    """``feed:``: how the scan merges its connections (:mod:`aion.pipeline.merge`).
+
+    ``close_wait_ms``: a minute closes when every active connection's exchange clock has
+    passed it; a connection whose clock trails the leading one by more than this (exchange
+    time, ms) no longer holds the close back, and what it sends later of a closed minute is
+    late. 2,500 ms: Kite stamps ticks to the second and a liquid instrument ticks every
+    second, so a live connection that is 2.5 s behind the others is stuck, not slow; the wait
+    is what a silent connection can delay every minute's alerts by.
+    """
+
+    close_wait_ms: int = 2500
+
+    def __post_init__(self) -> None:
+        _at_least("feed.close_wait_ms", self.close_wait_ms, 0)
+
+
+@dataclass(frozen=True)
 class TtlDays:
     bars: int = 8
     state: int = 2
@@ -859,6 +877,7 @@ class AionConfig:
     """The whole of ``aion.yaml`` after validation and environment overrides."""
 
     kite: KiteConfig = field(default_factory=KiteConfig)
+    feed: FeedConfig = field(default_factory=FeedConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     queues: QueuesConfig = field(default_factory=QueuesConfig)

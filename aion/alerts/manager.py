@@ -4,9 +4,10 @@ The compute thread hands over every signal of one bar minute (all instruments, a
 patterns) at once with :meth:`AlertManager.consider_many`. Each signal passes these
 rules in this order; the first rule it fails is counted in :class:`AlertCounters`:
 
-1. **market hours** (``outside_hours``): with ``market_hours_only`` and not replaying, the
-   bar must start inside an XNSE continuous session (09:15-15:30 IST on trading days,
-   special sessions included; :class:`aion.market.calendar.MarketCalendar`);
+1. **market hours** (``outside_hours``): with ``market_hours_only``, the bar must start
+   inside an XNSE continuous session (09:15-15:30 IST on trading days, special sessions
+   included; :class:`aion.market.calendar.MarketCalendar`), on the bar's exchange time: the
+   same in a live scan and a replay;
 2. **confidence** (``below_confidence``): ``confidence >= min_confidence`` (the pattern's
    own from ``patterns.yaml``, else ``alerts.min_confidence``, default 0.85);
 3. **risk** (``risk_refused``, by reason): the risk manager sized the signal
@@ -165,7 +166,6 @@ class AlertManager:
         max_alerts_per_minute: global alerts per bar minute (>= 1).
         conflict_policy: ``keep_stronger`` or ``drop_all``.
         calendar: the XNSE calendar (with special sessions); default the library's.
-        replaying: a replayed session: the market-hours guard is off.
 
     Raises:
         ValueError: an unknown conflict policy or a rate limit below 1.
@@ -178,14 +178,13 @@ class AlertManager:
         max_alerts_per_minute: int = 10,
         conflict_policy: str = "keep_stronger",
         calendar: MarketCalendar | None = None,
-        replaying: bool = False,
     ) -> None:
         if conflict_policy not in CONFLICT_POLICIES:
             raise ValueError(f"conflict_policy {conflict_policy!r} not in {CONFLICT_POLICIES}")
         if max_alerts_per_minute < 1:
             raise ValueError("max_alerts_per_minute must be >= 1")
         self.default_min_confidence = default_min_confidence
-        self.guard_hours = market_hours_only and not replaying
+        self.guard_hours = market_hours_only
         self.max_alerts_per_minute = max_alerts_per_minute
         self.conflict_policy = conflict_policy
         self.calendar = calendar if calendar is not None else MarketCalendar()

@@ -50,7 +50,6 @@ import websocket
 from aion.kite.decode import is_heartbeat
 from aion.kite.text import parse_text_message
 from aion.kite.wire import MAX_CONNECTIONS_PER_KEY, MAX_TOKENS_PER_CONNECTION, MODE_NAMES
-from aion.market.time import to_ist
 from aion.queues import BoundedQueue
 
 log = logging.getLogger(__name__)
@@ -132,16 +131,6 @@ class FeedStats:
     last_frame_monotonic: float | None = None  # any message, heartbeats included
 
 
-def in_market_hours(now_s: float | None = None) -> bool:
-    """True on a weekday between 09:00 and 16:00 IST (pre-open to post-close), wall clock.
-
-    Used only to decide whether reconnecting is worth retrying forever; exchange holidays are
-    not excluded (retrying on a holiday costs nothing).
-    """
-    t = to_ist(time.time() if now_s is None else now_s)
-    return t.weekday() < 5 and 9 * 60 <= t.hour * 60 + t.minute < 16 * 60
-
-
 class FeedClient:
     """One ticker connection feeding raw frames into ``sink``.
 
@@ -160,12 +149,17 @@ class FeedClient:
             Architecture Blog, "Exponential Backoff And Jitter", 2015).
         stale_after_s: watchdog: close and reconnect when nothing, not even a heartbeat,
             arrived for this long (Kite sends a heartbeat every second when idle), seconds.
-        ping_interval_s: send a WebSocket ping this often (0: never); a pong missing for
-            ``ping_interval_s / 2`` closes the connection. Pongs do not feed the watchdog: a
-            server that answers pings but sends no ticks is still dead to us.
+        ping_interval_s: send a WebSocket ping this often (0: never), which keeps idle
+            NAT and proxy state alive. Whether the connection lives is the watchdog's call
+            (data or heartbeats), never the pong's: a pong waits behind the frames in the
+            socket whenever the scan is behind (a full raw queue, live or replay), and a late
+            pong is the consumer's delay, not a dead connection; a server that answers pings
+            but sends no ticks is dead to the watchdog.
         max_attempts: consecutive failed attempts after which to give up (None: never);
             ignored while ``retry_forever()`` is True.
-        retry_forever: predicate, e.g. :func:`in_market_hours`; None means always True.
+        retry_forever: predicate, e.g. the feed hours of the calendar
+            (:meth:`aion.market.calendar.MarketCalendar.in_feed_hours` at the wall clock);
+            None means always True.
         gap_markers: also put :class:`Gap` items on the sink (see :data:`RawItem`).
     """
 
@@ -299,11 +293,7 @@ class FeedClient:
                 self._pending_gap = (gap_start, gap_reason, attempt + 1)
             ping = self.ping_interval_s
             try:
-                ws.run_forever(
-                    reconnect=0,
-                    ping_interval=ping,
-                    ping_timeout=ping / 2 if ping > 0 else None,
-                )
+                ws.run_forever(reconnect=0, ping_interval=ping, ping_timeout=None)
             except Exception as e:  # run_forever reports through on_error; belt and braces
                 self._reason = self._reason or _describe(e, self._secrets())
             _close_raw(self._raw_sock)
@@ -409,7 +399,8 @@ class FeedClient:
             self.stats.frames += 1
             self.stats.bytes += len(message)
             # a put blocked on a full queue is the consumer's delay, not a silent connection:
-            # the watchdog does not count it (a max-speed replay is back-pressured this way)
+            # the watchdog does not count it (any feed the scan cannot keep up with, live or
+            # replayed, is back-pressured this way)
             self._in_sink = True
             try:
                 if not self.sink.put((time.time_ns(), self.name, message)):

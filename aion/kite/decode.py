@@ -44,6 +44,7 @@ __all__ = [
     "decode_frames",
     "decode_packet",
     "depth_level",
+    "frame_exchange_time",
     "is_heartbeat",
     "join_frames",
     "packet_fields",
@@ -111,6 +112,43 @@ def _scan_into(buf, start, end, offsets, lengths, tokens, k):  # pragma: no cove
     if pos != end:
         return _TRAILING, end - pos, k
     return _OK, np.int64(0), k + count
+
+
+@numba.njit(cache=True, nogil=True)
+def _frame_time(buf):  # pragma: no cover - compiled
+    """Largest ``exchange_timestamp`` among the packets of the frame ``buf`` (0 when none)."""
+    n = buf.shape[0]
+    if n < 2:
+        return np.int64(0)
+    count = (np.int64(buf[0]) << 8) | np.int64(buf[1])
+    pos = np.int64(2)
+    best = np.int64(0)
+    for _ in range(count):
+        if pos + 2 > n:
+            break
+        plen = (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
+        pos += 2
+        if pos + plen > n:
+            break
+        ets = np.int64(0)
+        if plen == 184:
+            ets = _u32(buf, pos + 60)
+        elif plen == 32:
+            ets = _u32(buf, pos + 28)
+        if ets > best:
+            best = ets
+        pos += plen
+    return best
+
+
+def frame_exchange_time(frame: BytesLike) -> int:
+    """The latest ``exchange_timestamp`` (epoch s) among the packets of one binary message.
+
+    Only full (184 B) and index full (32 B) packets carry one (offsets 60 and 28); 0 when no
+    packet of the frame does (ltp, quote, index quote), for a heartbeat, and for what is not a
+    tick frame. Never raises: the packets before a malformation count, the decoder reports it.
+    """
+    return int(_frame_time(np.frombuffer(frame, dtype=np.uint8)))
 
 
 @numba.njit(cache=True, nogil=True)

@@ -11,7 +11,9 @@ Session segments around the continuous session follow the regular NSE equity
 timetable (NSE circulars on the pre-open call auction and the closing session):
 pre-open order entry 15 minutes before the open until 7 minutes before it
 (09:00-09:08 for the 09:15 open), closing session from the close for 10 minutes
-(15:30-15:40). The same offsets are applied to special sessions.
+(15:30-15:40), post-close session until 30 minutes after the close (15:40-16:00). The same
+offsets are applied to special sessions. The feed's hours (when a lost connection is worth
+retrying forever) are pre-open start to post-close end: :meth:`MarketCalendar.in_feed_hours`.
 
 :class:`SpecialSession` covers what the library cannot: an exchange-announced
 session on a day XNSE marks closed (a Muhurat session on a weekend, e.g.
@@ -33,6 +35,7 @@ from aion.market.time import IST, to_ist
 PRE_OPEN_LEAD = dt.timedelta(minutes=15)  # pre-open order entry starts open - 15 min (09:00)
 PRE_OPEN_MATCH_LEAD = dt.timedelta(minutes=7)  # call-auction match at open - 7 min (09:08)
 CLOSING_SESSION = dt.timedelta(minutes=10)  # closing session close .. close + 10 min (15:40)
+POST_CLOSE_END = dt.timedelta(minutes=30)  # post-close session ends close + 30 min (16:00)
 
 # Searching for the next/previous trading day gives up after this many calendar
 # days; NSE has never been closed for more than a few consecutive days.
@@ -67,8 +70,8 @@ class SessionTimes:
 
     ``pre_open_start``..``pre_open_end``: pre-open order entry and call-auction
     match; ``open``..``close``: continuous trading; ``close``..``closing_end``:
-    closing session. ``name`` is empty for a library session, else the
-    :class:`SpecialSession` name.
+    closing session; ``closing_end``..``post_close_end``: post-close session. ``name`` is empty
+    for a library session, else the :class:`SpecialSession` name.
     """
 
     date: dt.date
@@ -77,6 +80,7 @@ class SessionTimes:
     open: dt.datetime
     close: dt.datetime
     closing_end: dt.datetime
+    post_close_end: dt.datetime
     name: str = ""
 
     @classmethod
@@ -91,6 +95,7 @@ class SessionTimes:
             open=open_,
             close=close,
             closing_end=close + CLOSING_SESSION,
+            post_close_end=close + POST_CLOSE_END,
             name=name,
         )
 
@@ -182,3 +187,11 @@ class MarketCalendar:
         now = to_ist(epoch_s)
         times = self.session(now.date())
         return times is not None and times.open <= now < times.close
+
+    def in_feed_hours(self, epoch_s: float) -> bool:
+        """True when ``epoch_s`` (UTC epoch seconds) lies between a session's pre-open start
+        and its post-close end (09:00-16:00 IST on a regular trading day): the hours in which
+        the exchange feed is expected to run, so a lost connection is retried without end."""
+        now = to_ist(epoch_s)
+        times = self.session(now.date())
+        return times is not None and times.pre_open_start <= now < times.post_close_end

@@ -13,11 +13,15 @@ they are decided, and the step's writes as :class:`~aion.store.writer.StoreBatch
 
 Time is exchange time only: ticks without an exchange timestamp (ltp and index
 quote packets) take the latest exchange time seen on the feed; a tick before
-any exchange time is known is counted as ``untimed`` and skipped.
+any exchange time is known is counted as ``untimed`` and skipped. With several
+connections, frames reach the tick path through :class:`~aion.pipeline.merge.FeedMerge`:
+a minute closes when every active connection's exchange clock has passed it
+(``feed.close_wait_ms``), the same rule for a live feed and a replay.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +52,7 @@ from aion.options.symbols import underlying_symbol
 from aion.patterns.frame import HISTORY_FIELDS, MinuteFrame
 from aion.patterns.registry import InstrumentView, PatternEngine
 from aion.pipeline.book import BOOK_FIELDS, BookTracker
+from aion.pipeline.merge import FeedMerge
 from aion.pipeline.outputs import CollectedOutputs, Outputs
 from aion.pipeline.ticks import TickPath
 from aion.risk.manager import RiskManager
@@ -161,7 +166,7 @@ class ComputeEngine:
             (:func:`aion.store.queries.read_restart_state`: the volume state hash and the last
             stored bar; used only when its ``session_date`` equals the tick's session).
         node: process name for cross-instrument keys.
-        replaying: a replayed session (the alert manager's market-hours guard is off).
+        connections: the names of the scan's feed connections (:class:`FeedMerge`).
         outputs: where alerts and writes go (:class:`~aion.pipeline.outputs.Outputs`); by
             default a :class:`~aion.pipeline.outputs.CollectedOutputs` kept in
             :attr:`outputs`.
@@ -175,7 +180,7 @@ class ComputeEngine:
         avg_volume: dict[str, float],
         restored_volume: dict[str, dict[str, Any]] | None = None,
         node: str = "main",
-        replaying: bool = False,
+        connections: Sequence[str] = (),
         outputs: Outputs | None = None,
     ) -> None:
         self.outputs: Outputs = outputs if outputs is not None else CollectedOutputs()
@@ -209,7 +214,6 @@ class ComputeEngine:
             ac.max_alerts_per_minute,
             ac.conflict_policy,
             config.calendar.market_calendar(),
-            replaying=replaying,
         )
         # time-of-day baseline, RVOL, VIX regime, F&O adjustment, volume profile
         self.analytics = VolumeAnalytics(self.slot_inst, config, avg_volume)
@@ -219,6 +223,8 @@ class ComputeEngine:
         )
         self._restored = restored_volume or {}
         self._seen = np.zeros(n, np.bool_)
+        # frames of several connections in exchange-minute order (minute closes, see merge.py)
+        self.merge = FeedMerge(config.feed.close_wait_ms, connections)
         self.clock = 0  # latest exchange timestamp, epoch seconds
         self.recent_alerts: list[Alert] = []
         self.alerts: list[Alert] = []
@@ -262,7 +268,8 @@ class ComputeEngine:
     # -- the batch ---------------------------------------------------------------------------
 
     def process(self, frames: list[tuple[int, str, bytes]]) -> None:
-        """Run one batch of raw frames ``(recv_ns, connection, bytes)`` through the pipeline.
+        """Run one batch of raw frames ``(recv_ns, connection, bytes)`` through the pipeline
+        (frames of a connection ahead of the others wait in :attr:`merge` until they may go on).
 
         Alerts go to :meth:`Outputs.alerts` as each minute decides them; the writes go to
         :meth:`Outputs.writes` after each chunk (:data:`MAX_CHUNK_PACKETS`) that closed bars
@@ -272,6 +279,12 @@ class ComputeEngine:
         minute closes of one chunk at most, so no step allocates one block of that size. The
         writes are the same however the step is cut.
         """
+        self._run(self.merge.admit(frames))
+
+    def _run(self, frames: list[tuple[int, str, bytes]]) -> None:
+        """:meth:`process` of the frames the merge handed on."""
+        if not frames:
+            return
         batch = StoreBatch()
         parts = _chunks(frames, MAX_CHUNK_PACKETS)  # bounded arrays, same results
         for i, chunk in enumerate(parts):
@@ -585,7 +598,8 @@ class ComputeEngine:
 
     def finish(self) -> None:
         """Close every forming bar (end of session or shutdown); what it produced goes to the
-        outputs like a step's."""
+        outputs like a step's. Frames still held back by the merge go through first."""
+        self._run(self.merge.drain())
         batch = StoreBatch()
         closed = self.bars.close_all()
         if closed.shape[0]:
