@@ -44,6 +44,8 @@ from aion.kite.decode import frame_exchange_time
 
 __all__ = ["FeedMerge", "MergeStats"]
 
+_FRAME_TYPES = (bytes, bytearray, memoryview)  # anything else is a gap marker
+
 
 @dataclass
 class MergeStats:
@@ -98,7 +100,7 @@ class FeedMerge:
         out: list[Any] = []
         for item in items:
             conn, frame = item[1], item[2]
-            t = frame_exchange_time(frame) if isinstance(frame, bytes | bytearray | memoryview) else 0
+            t = frame_exchange_time(frame) if isinstance(frame, _FRAME_TYPES) else 0
             clk = self._clock.get(conn, 0)
             if t > clk:
                 clk = t

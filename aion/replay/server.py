@@ -36,7 +36,9 @@ Clock semantics:
   ``subscribe``/``mode`` message (so the subscribe and mode messages sent together
   apply to its first frame) and from then on receives every due frame from the
   session clock at that moment on; a client that connects or reconnects late has
-  missed what was sent meanwhile, exactly as with the live feed.
+  missed what was sent meanwhile, exactly as with the live feed. With ``start_at`` the
+  clock starts at that ``time.monotonic()`` instant instead (clients subscribed before it
+  get the session from its first frame).
 - ``speed=None`` (as fast as possible): there is no wall-clock pacing. The clock
   starts at the first subscription and is the furthest frame any client has been
   sent (the "head"). A client joins at the head (the first one at frame 0) and gets
@@ -44,41 +46,14 @@ Clock semantics:
   when the client's TCP window is full, so backpressure paces the replay. A client
   that reconnects resumes at the head, i.e. where the session had got to.
 
-Lockstep (``speed=None`` with ``lockstep_s``, default :data:`LOCKSTEP_S` = 60): the
-clients of one scanner (one connection per shard of 3,000 tokens) are kept on the same
-session minute, so a max-speed replay gives the same bars and alerts every time. Why it
-is needed: the bar builder closes every instrument's minute when the *global* exchange
-clock (the latest exchange timestamp from any connection) enters the next minute, and a
-tick of an already closed minute is late (price ignored; :mod:`aion.bars.builder`), so
-what must hold is that no tick of minute m+1 from one connection is *processed* before a
-tick of minute m from another. A bound on how far ahead a client may be *sent* is not
-enough (however small): frames sent wait in the kernel's socket buffers and in the
-client's reader, so the order in which the scanner's feed threads put them on its raw
-queue (the order the compute thread processes them) is not the order they were sent.
-So the session is cut into groups of ``lockstep_s`` session seconds (aligned to whole
-minutes: ``ts_ns // (lockstep_s * 1e9)``; ``lockstep_s`` divides 60), and:
+Several clients are not kept together: each client thread sends at its own pace (at max
+speed, as fast as its client reads), as a live feed's connections are. A scanner on several
+connections orders its minute closes itself (:mod:`aion.pipeline.merge`).
 
-- a client is sent a frame of group g only when every *other* participating client has
-  *confirmed* all its frames of earlier groups;
-- confirmation is a WebSocket ping (RFC 6455 section 5.5.2) sent after a client's last
-  frame of a group (before its first frame of a later one, before it waits, and after
-  its last frame): the client reads frames in order and answers the ping when its reader
-  gets to it, i.e. after it handed every earlier frame on (aion's feed puts each frame
-  on the raw queue before reading the next; websocket-client answers pings itself);
-- participating: connected, subscribed, not complete (its last frame confirmed), not
-  dropped and not silenced by :meth:`ReplayServer.go_silent`; a client that subscribed
-  before the clock started and has not joined yet counts at frame 0. A slow client so
-  holds the others back; a client that disconnects, completes or is silenced stops
-  holding anyone (it is woken through a condition variable, or the pending ping's event).
-
-Within a group the connections interleave freely; that changes nothing the scanner
-computes as long as every tick of a group has the same exchange minute, which holds for
-sessions built by ``aion session build`` (every packet's ``exchange_timestamp`` is its
-frame's ``ts_ns``). A recording (``aion record``) stamps frames with their receive time:
-a tick received just after a minute boundary but stamped by the exchange before it may
-still race with the other connections' ticks of the new minute, and packets without an
-exchange timestamp (ltp, index quote) take the feed's running exchange time, which
-depends on the interleaving inside a group too.
+Network delay (``jitter_s``, paced replays): each frame is sent up to ``jitter_s`` session
+seconds after it is due (uniform, drawn per frame from ``seed``; a client still gets the
+frames in session order), and several servers started with one ``start_at`` share one session
+clock, like the connections of one exchange: a live-style scan of independent connections.
 
 One thread per client (``websockets.sync.server``): that thread both paces the
 frames and reads the client's messages (``recv`` with a timeout between batches),
@@ -109,7 +84,6 @@ import re
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -151,9 +125,6 @@ START_WAIT_S = 5.0
 _START_POLL_S = 0.01  # how often a client waiting for the others looks again
 _BATCH = 256  # frames sent between two looks at the client's messages
 _MAX_WAIT_S = 0.25  # longest sleep of a client thread (keeps shutdown prompt)
-#: Session seconds per lockstep group at max speed (the bar builder's 1-minute bars).
-LOCKSTEP_S = 60
-_NO_GROUP = 2**62  # group of a client that holds nobody back (past the last group)
 _TOKEN_RE = re.compile(r"(access_token=)[^&\s'\"]*")
 
 
@@ -207,7 +178,6 @@ class ReplayStats:
 
 class _Client:
     __slots__ = (
-        "blocked",
         "complete_sent",
         "conn",
         "cursor",
@@ -218,9 +188,7 @@ class _Client:
         "join_at",
         "last_send",
         "modes",
-        "open_group",
         "silent_until",
-        "unconfirmed",
     )
 
     def __init__(self, conn: ServerConnection) -> None:
@@ -235,11 +203,6 @@ class _Client:
         self.inbox: list[bytes | str] = []  # injected frames still to send
         self.frames_sent = 0
         self.dropped = False
-        # lockstep (max speed): runs of frames sent, oldest first, as [ping event or None
-        # while the run is still open, lockstep group of the run]; guarded by the server lock
-        self.unconfirmed: deque[list[Any]] = deque()
-        self.open_group = -1  # group of the open run (-1: none)
-        self.blocked: int | None = None  # group it waits to send (others not there yet)
 
 
 class ReplayServer:
@@ -259,13 +222,16 @@ class ReplayServer:
             joins at the live position.
         heartbeat_interval_s: idle time after which a heartbeat is sent, wall seconds.
         expected_credentials: ``(api_key, access_token)`` to require; None accepts any non-empty.
-        lockstep_s: at max speed, keep the clients in lockstep on groups of this many session
-            seconds (a divisor of 60; see the module doc); None: every client runs as fast as
-            it reads (ignored when ``speed`` is set).
+        jitter_s: send each frame up to this many session seconds late (paced replays; see
+            the module doc); 0: on time.
+        seed: seed of the jitter's random delays (None: fresh entropy).
+        start_at: ``time.monotonic()`` instant at which the session clock starts (paced
+            replays; servers given the same one share a clock); None: see ``wait_for_client``.
 
     Raises:
         ValueError: a bad ``speed``, ``start_clients``, ``heartbeat_interval_s`` or
-            ``lockstep_s``, or session timestamps that are unsorted or do not match its frames.
+            ``jitter_s``, jitter or ``start_at`` at max speed, or session timestamps that are
+            unsorted or do not match its frames.
 
     Fault attributes (settable at any time, see the module doc): ``reject_handshakes``
     (bool), ``drop_after_frames`` (int or None), ``max_tokens_per_message`` (int or None).
@@ -281,7 +247,9 @@ class ReplayServer:
         start_clients: int = 1,
         heartbeat_interval_s: float = 1.0,
         expected_credentials: tuple[str, str] | None = None,
-        lockstep_s: int | None = LOCKSTEP_S,
+        jitter_s: float = 0.0,
+        seed: int | None = None,
+        start_at: float | None = None,
     ) -> None:
         if speed is not None and not speed > 0:
             raise ValueError(f"speed must be > 0 or None (max), got {speed!r}")
@@ -289,10 +257,10 @@ class ReplayServer:
             raise ValueError(f"start_clients must be >= 1, got {start_clients!r}")
         if heartbeat_interval_s <= 0:
             raise ValueError(f"heartbeat_interval_s must be > 0, got {heartbeat_interval_s!r}")
-        if lockstep_s is not None and not (
-            isinstance(lockstep_s, int) and 0 < lockstep_s <= 60 and 60 % lockstep_s == 0
-        ):
-            raise ValueError(f"lockstep_s must divide 60 (or be None), got {lockstep_s!r}")
+        if not jitter_s >= 0:
+            raise ValueError(f"jitter_s must be >= 0 session seconds, got {jitter_s!r}")
+        if speed is None and (jitter_s > 0 or start_at is not None):
+            raise ValueError("jitter_s and start_at need a paced replay (speed), not max speed")
         ts = np.asarray(session.ts_ns, dtype=np.int64)
         frames = session.frames  # a FrameFile stays on disk: frames are read as they are sent
         if len(ts) != len(frames):
@@ -323,11 +291,12 @@ class ReplayServer:
         )
         self.stats = ReplayStats()
         self._lock = threading.Lock()
-        self._turn = threading.Condition(self._lock)  # lockstep: a client's floor went up
-        # lockstep group of every frame (None: no lockstep)
-        self._groups: np.ndarray | None = (
-            ts // (lockstep_s * 1_000_000_000) if speed is None and lockstep_s else None
-        )
+        # session time each frame is sent at: its own, or later by the jitter (order kept)
+        self._due = ts
+        if jitter_s > 0 and self._n:
+            delay = np.random.default_rng(seed).uniform(0.0, jitter_s * 1e9, self._n)
+            self._due = np.maximum.accumulate(ts + delay.astype(np.int64))
+        self._start_at = start_at
         self._clock_start: float | None = None  # monotonic time of session time ts0
         self._head = 0  # max-speed clock: furthest frame index sent to any client
         self._clients: set[_Client] = set()
@@ -359,6 +328,9 @@ class ReplayServer:
             ping_interval=None if self.speed is None else 20.0,
         )
         self.port = self._server.socket.getsockname()[1]
+        if self._clock_start is None and self._start_at is not None:
+            with self._lock:
+                self._clock_start = self._start_at
         if self.speed is not None and not self.wait_for_client and self._clock_start is None:
             with self._lock:
                 self._clock_start = time.monotonic()
@@ -426,7 +398,6 @@ class ReplayServer:
             clients = list(self._clients)
             for c in clients:
                 c.silent_until = until
-            self._turn.notify_all()  # lockstep: silenced clients hold nobody back
         return len(clients)
 
     def inject(self, frames: Sequence[bytes | str]) -> int:
@@ -484,7 +455,7 @@ class ReplayServer:
                 client.cursor = self._head
             else:
                 now_ns = self._ts0 + int((now - self._clock_start) * self.speed * 1e9)
-                client.cursor = int(np.searchsorted(self._ts, now_ns, side="left"))
+                client.cursor = int(np.searchsorted(self._due, now_ns, side="left"))
 
     def _may_start(self) -> bool:
         """A client may join: the clock runs, or ``start_clients`` clients subscribed before it
@@ -505,7 +476,7 @@ class ReplayServer:
         assert self._clock_start is not None
         now_ns = self._ts0 + int((time.monotonic() - self._clock_start) * self.speed * 1e9)
         end = cursor
-        while end < cap and self._ts[end] <= now_ns:
+        while end < cap and self._due[end] <= now_ns:
             end += 1
         return end
 
@@ -518,11 +489,9 @@ class ReplayServer:
         cur = client.cursor
         if cur is not None and cur < self._n:
             if self.speed is None:
-                if client.blocked is not None:  # lockstep: until the others get there
-                    return min(max(wake - now, 0.0), _MAX_WAIT_S)
                 return 0.0
             assert self._clock_start is not None
-            due = self._clock_start + (int(self._ts[cur]) - self._ts0) / (self.speed * 1e9)
+            due = self._clock_start + (int(self._due[cur]) - self._ts0) / (self.speed * 1e9)
             wake = min(wake, due)
         elif cur is not None and not client.complete_sent:
             return 0.0
@@ -564,9 +533,6 @@ class ReplayServer:
         try:
             while not self._stopping.is_set():
                 wait_s = self._wait_s(client)
-                if client.blocked is not None and wait_s > 0:
-                    self._await_turn(client, wait_s)  # lockstep: wake when the others advance
-                    wait_s = 0.0
                 try:
                     msg = conn.recv(timeout=wait_s)
                 except TimeoutError:
@@ -598,7 +564,6 @@ class ReplayServer:
             with self._lock:
                 self._clients.discard(client)
                 self.stats.clients -= 1
-                self._turn.notify_all()  # it holds nobody back any more
 
     def _send(self, client: _Client, data: bytes | str) -> None:
         client.conn.send(data)
@@ -627,8 +592,6 @@ class ReplayServer:
         drop_after = self.drop_after_frames
         frames_sent = bytes_sent = bad = 0
         modes = client.modes
-        groups = self._groups
-        client.blocked = None
         try:
             if modes:
                 for i in range(cursor, end):
@@ -640,13 +603,6 @@ class ReplayServer:
                         bad += 1
                         continue
                     if out is not None:
-                        if (
-                            groups is not None
-                            and groups[i] != client.open_group
-                            and not self._enter_group(client, int(groups[i]))
-                        ):
-                            end = i  # not its turn: the others are still before that group
-                            break
                         self._send(client, out)
                         frames_sent += 1
                         bytes_sent += len(out)
@@ -663,85 +619,9 @@ class ReplayServer:
                 self.stats.bad_frames += bad
                 if self.speed is None and client.cursor is not None:
                     self._head = max(self._head, client.cursor)
-                if groups is not None:
-                    self._turn.notify_all()  # its cursor moved: its floor may have too
         if client.cursor == self._n and not client.complete_sent and not client.dropped:
-            if groups is not None:
-                self._confirm(client)  # its last frames: the others wait for them
             self._send(client, SESSION_COMPLETE_MESSAGE)
             client.complete_sent = True
-
-    # ------------------------------------------------------------------ lockstep
-    def _confirm(self, client: _Client) -> None:
-        """Ask ``client`` to confirm the frames of its open run (ping; see the module doc)."""
-        with self._lock:
-            runs = client.unconfirmed
-            if not runs or runs[-1][0] is not None:
-                return
-        # the pong comes back once the client has read every frame sent before the ping;
-        # ack_on_close: a connection closing wakes whoever waits for it
-        event = client.conn.ping(ack_on_close=True)
-        with self._lock:
-            runs[-1][0] = event
-            client.open_group = -1
-
-    def _floor(self, client: _Client) -> int:
-        """Lockstep group before which ``client`` has confirmed every frame it was sent
-        (:data:`_NO_GROUP` when it holds nobody back). Caller holds the lock."""
-        if client.dropped or time.monotonic() < client.silent_until:
-            return _NO_GROUP
-        assert self._groups is not None
-        cur = client.cursor
-        if cur is None:  # subscribed before the clock started: will start at frame 0
-            return int(self._groups[0]) if client.initial and self._n else _NO_GROUP
-        runs = client.unconfirmed
-        while runs and runs[0][0] is not None and runs[0][0].is_set():
-            runs.popleft()
-        if runs:
-            return int(runs[0][1])
-        return int(self._groups[cur]) if cur < self._n else _NO_GROUP
-
-    def _holder(self, client: _Client, group: int) -> _Client | None:
-        """Another participating client that has not confirmed every frame before ``group``
-        (the furthest behind), or None when ``client`` may send frames of ``group``. Caller
-        holds the lock."""
-        worst: _Client | None = None
-        worst_floor = group
-        for other in self._clients:
-            if other is not client:
-                f = self._floor(other)
-                if f < worst_floor:
-                    worst, worst_floor = other, f
-        return worst
-
-    def _enter_group(self, client: _Client, group: int) -> bool:
-        """Before sending ``client`` a frame of a new lockstep ``group``: close its open run
-        (ping) and return whether the others have confirmed everything before ``group``;
-        if so the frame opens a new run, else ``client.blocked`` is set to ``group``."""
-        self._confirm(client)
-        with self._lock:
-            if self._holder(client, group) is not None:
-                client.blocked = group
-                return False
-            client.unconfirmed.append([None, group])
-            client.open_group = group
-            return True
-
-    def _await_turn(self, client: _Client, timeout_s: float) -> None:
-        """Wait at most ``timeout_s`` wall seconds for the client holding ``client`` back to
-        confirm (its pending ping's event) or to move (the condition variable)."""
-        group = client.blocked
-        assert group is not None
-        with self._lock:
-            holder = self._holder(client, group)
-            if holder is None:
-                return
-            runs = holder.unconfirmed
-            event = runs[0][0] if runs else None
-            if event is None:  # it has not sent or pinged its run yet: wait for it to move
-                self._turn.wait(timeout_s)
-                return
-        event.wait(timeout_s)
 
     def _error(self, client: _Client, text: str) -> None:
         self._send(client, json.dumps({"type": "error", "data": text}))

@@ -79,7 +79,7 @@ def run(session: Session, sizes: list[int]) -> tuple[list[Record], list[dict[str
     batch takes the rest); the recorded views and the alerts' fields."""
     insts = {i.instrument_token: i for i in session.instruments()}
     patterns = RecordingEngine(load_patterns())
-    eng = ComputeEngine(insts, load_config(), patterns, {}, {}, replaying=True)
+    eng = ComputeEngine(insts, load_config(), patterns, {}, {})
     items = [(int(t), "c0", f) for t, f in zip(session.ts_ns, session.frames, strict=True)]
     i = 0
     for k in sizes:

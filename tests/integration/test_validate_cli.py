@@ -63,7 +63,7 @@ def test_scan_summary_cooldowns_pubsub_and_validate_report(
     sup = summary["alerts_suppressed"]
     assert set(sup) == SUPPRESSIONS
     assert summary["signals"] == summary["alerts"] + sum(sup.values())
-    assert sup["outside_hours"] == 0  # replaying: the guard is off, and all bars are regular
+    assert sup["outside_hours"] == 0  # every regular bar of a trading day is in market hours
     assert sum(summary["risk_refused_reasons"].values()) == sup["risk_refused"]
     # the run stream keeps the same summary, nested values as JSON
     (_, run), = redis_client.xrange(keys.runs(20221111))  # fmt: skip

@@ -75,8 +75,7 @@ def real_stats(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, 
     factors = read_adjustment_factors(bundled_adjustment_factors())
     avgs = daily_averages(bundled_daily_dir(), DAY, cfg.volume.average_days, factors, wanted)
     patterns = CheckedEngine(load_patterns())
-    eng = ComputeEngine(insts, cfg, patterns, {k: a.avg_volume for k, a in avgs.items()}, {},
-                        replaying=True)  # fmt: skip
+    eng = ComputeEngine(insts, cfg, patterns, {k: a.avg_volume for k, a in avgs.items()}, {})
     for i in range(0, len(session.frames), 64):
         part = zip(session.ts_ns[i : i + 64], session.frames[i : i + 64], strict=True)
         eng.process([(int(t), "c0", f) for t, f in part])

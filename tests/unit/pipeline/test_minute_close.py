@@ -49,7 +49,7 @@ def _engine(session: Session, outputs: CollectedOutputs | None = None) -> Comput
     avgs = daily_averages(bundled_daily_dir(), DAY, cfg.volume.average_days, factors, wanted)
     avg = {k: a.avg_volume for k, a in avgs.items()}
     return ComputeEngine(
-        insts, cfg, PatternEngine(load_patterns()), avg, {}, replaying=True, outputs=outputs
+        insts, cfg, PatternEngine(load_patterns()), avg, {}, outputs=outputs
     )
 
 
