@@ -50,10 +50,11 @@ Several clients are not kept together: each client thread sends at its own pace 
 speed, as fast as its client reads), as a live feed's connections are. A scanner on several
 connections orders its minute closes itself (:mod:`aion.pipeline.merge`).
 
-Network delay (``jitter_s``, paced replays): each frame is sent up to ``jitter_s`` session
-seconds after it is due (uniform, drawn per frame from ``seed``; a client still gets the
-frames in session order), and several servers started with one ``start_at`` share one session
-clock, like the connections of one exchange: a live-style scan of independent connections.
+Network delay (``jitter_s``, paced replays): each frame is sent up to ``jitter_s`` wall
+seconds after it is due (uniform, drawn per frame from ``seed``, i.e. ``jitter_s * speed``
+session seconds; a client still gets the frames in session order), and several servers started
+with one ``start_at`` share one session clock, like the connections of one exchange: a
+live-style scan of independent connections.
 
 One thread per client (``websockets.sync.server``): that thread both paces the
 frames and reads the client's messages (``recv`` with a timeout between batches),
@@ -222,8 +223,8 @@ class ReplayServer:
             joins at the live position.
         heartbeat_interval_s: idle time after which a heartbeat is sent, wall seconds.
         expected_credentials: ``(api_key, access_token)`` to require; None accepts any non-empty.
-        jitter_s: send each frame up to this many session seconds late (paced replays; see
-            the module doc); 0: on time.
+        jitter_s: send each frame up to this many wall seconds late (paced replays; see the
+            module doc); 0: on time.
         seed: seed of the jitter's random delays (None: fresh entropy).
         start_at: ``time.monotonic()`` instant at which the session clock starts (paced
             replays; servers given the same one share a clock); None: see ``wait_for_client``.
@@ -258,7 +259,7 @@ class ReplayServer:
         if heartbeat_interval_s <= 0:
             raise ValueError(f"heartbeat_interval_s must be > 0, got {heartbeat_interval_s!r}")
         if not jitter_s >= 0:
-            raise ValueError(f"jitter_s must be >= 0 session seconds, got {jitter_s!r}")
+            raise ValueError(f"jitter_s must be >= 0 wall seconds, got {jitter_s!r}")
         if speed is None and (jitter_s > 0 or start_at is not None):
             raise ValueError("jitter_s and start_at need a paced replay (speed), not max speed")
         ts = np.asarray(session.ts_ns, dtype=np.int64)
@@ -293,8 +294,8 @@ class ReplayServer:
         self._lock = threading.Lock()
         # session time each frame is sent at: its own, or later by the jitter (order kept)
         self._due = ts
-        if jitter_s > 0 and self._n:
-            delay = np.random.default_rng(seed).uniform(0.0, jitter_s * 1e9, self._n)
+        if jitter_s > 0 and self._n and speed is not None:
+            delay = np.random.default_rng(seed).uniform(0.0, jitter_s * speed * 1e9, self._n)
             self._due = np.maximum.accumulate(ts + delay.astype(np.int64))
         self._start_at = start_at
         self._clock_start: float | None = None  # monotonic time of session time ts0
