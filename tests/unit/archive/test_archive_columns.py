@@ -145,9 +145,7 @@ def _engine_batches(session: Session) -> tuple[ComputeEngine, list[StoreBatch]]:
     avgs = daily_averages(bundled_daily_dir(), DAY, cfg.volume.average_days, factors, wanted)
     avg = {k: a.avg_volume for k, a in avgs.items()}
     out = CollectedOutputs()
-    eng = ComputeEngine(
-        insts, cfg, PatternEngine(load_patterns()), avg, {}, outputs=out
-    )
+    eng = ComputeEngine(insts, cfg, PatternEngine(load_patterns()), avg, {}, outputs=out)
     for i in range(0, len(session.frames), 40):
         part = zip(session.ts_ns[i : i + 40], session.frames[i : i + 40], strict=True)
         eng.process([(int(t), "c0", f) for t, f in part])

@@ -48,9 +48,7 @@ def _engine(session: Session, outputs: CollectedOutputs | None = None) -> Comput
     factors = read_adjustment_factors(bundled_adjustment_factors())
     avgs = daily_averages(bundled_daily_dir(), DAY, cfg.volume.average_days, factors, wanted)
     avg = {k: a.avg_volume for k, a in avgs.items()}
-    return ComputeEngine(
-        insts, cfg, PatternEngine(load_patterns()), avg, {}, outputs=outputs
-    )
+    return ComputeEngine(insts, cfg, PatternEngine(load_patterns()), avg, {}, outputs=outputs)
 
 
 def _run(eng: ComputeEngine, session: Session) -> list[StoreBatch]:
