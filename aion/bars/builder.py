@@ -10,7 +10,10 @@ A bar closes when its instrument ticks in a later minute, or when the exchange
 clock (the latest exchange timestamp seen on any instrument) enters a later
 minute, whichever comes first; so an instrument that stops ticking still gets
 its bar closed on time. The clock advances tick by tick inside the kernel, so
-the bars do not depend on how ticks were split into batches. A tick older than
+the bars do not depend on how ticks were split into batches. With several feed connections
+the compute engine hands the ticks on through :class:`aion.pipeline.merge.FeedMerge`, so the
+clock enters a minute only once every active connection has (a minute closes when every
+active connection's exchange clock has passed it). A tick older than
 the instrument's forming bar (or of an already closed minute) is *late*: its
 volume is kept, added to the instrument's forming or next bar, and counted in
 ``late_ticks``; its price is ignored. Late volume still waiting when the

@@ -26,7 +26,11 @@ Two views of that state:
   ``end`` before its bars close, so the tracker keeps the batch's tracked ticks ordered by
   (row, exchange clock at arrival) and finds the tick per close time with one sorted search
   (as :mod:`aion.pipeline.book` does for the order book): the views do not depend on how
-  frames were batched (deterministic replay, and live equal to replay).
+  frames were batched (deterministic replay, and live equal to replay). The clock is the
+  running maximum of the ticks as the compute engine hands them on, after the merge of the
+  feed's connections (:mod:`aion.pipeline.merge`): it enters a minute only once every active
+  connection has, which is the per-connection close rule of the bars, so it needs no clock
+  of its own per connection.
 
 The chain of an underlying is its nearest unexpired expiry's strikes; the 5 strikes around ATM
 (the strike nearest the spot, index 2) are shown to detectors as
