@@ -161,7 +161,6 @@ def run_session(
         scanner.patterns,
         scanner.averages(),
         {},
-        replaying=True,
         outputs=sink,
     )
     by_pattern: dict[str, int] = {}
