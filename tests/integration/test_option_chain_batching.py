@@ -176,7 +176,7 @@ def test_mid_session_start_weights_the_straddle_vwap_only_with_volume_after_it(
     frames = session.frames[first:]
     insts = {i.instrument_token: i for i in session.instruments()}
     patterns = RecordingEngine(load_patterns())
-    eng = ComputeEngine(insts, load_config(), patterns, {}, {}, replaying=True)
+    eng = ComputeEngine(insts, load_config(), patterns, {}, {})
     ts_ns = session.ts_ns[first:]
     eng.process([(int(t), "c0", f) for t, f in zip(ts_ns, frames, strict=True)])
     eng.finish()

@@ -26,11 +26,11 @@ import pytest
 from aion.config import FeedConfig, load_config, load_patterns
 from aion.feed.client import FeedClient
 from aion.feed.sharding import shard_modes
-from aion.kite.protocol import MODE_FULL
+from aion.kite.wire import MODE_FULL
 from aion.patterns.registry import PatternEngine
 from aion.pipeline.compute import ComputeEngine
 from aion.pipeline.outputs import CollectedOutputs
-from aion.pipeline.queues import BoundedQueue
+from aion.queues import BoundedQueue
 from aion.replay.server import SESSION_COMPLETE_MESSAGE, ReplayServer
 from aion.replay.session_file import Session, read_session
 from aion.volume.averages import (
