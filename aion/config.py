@@ -68,11 +68,12 @@ class FeedConfig:
     """``feed:``: how the scan merges its connections (:mod:`aion.pipeline.merge`).
 
     ``close_wait_ms``: a minute closes when every active connection's exchange clock has
-    passed it; a connection whose clock trails the leading one by more than this (exchange
-    time, ms) no longer holds the close back, and what it sends later of a closed minute is
-    late. 2,500 ms: Kite stamps ticks to the second and a liquid instrument ticks every
-    second, so a live connection that is 2.5 s behind the others is stuck, not slow; the wait
-    is what a silent connection can delay every minute's alerts by.
+    passed it; a connection silent for more than this (receive time, ms: no timed frame)
+    whose clock also trails the leading one by more than this (exchange time) no longer holds
+    the close back, and what it sends later of a closed minute is late. 2,500 ms: Kite stamps
+    ticks to the second and a liquid instrument ticks every second, so a live connection
+    silent for 2.5 s is stuck, not slow; the wait is what a stuck connection can delay every
+    minute's alerts by.
     """
 
     close_wait_ms: int = 2500

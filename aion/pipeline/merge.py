@@ -11,27 +11,34 @@ the tick path and decides when each frame may go on:
 * a connection's *exchange clock* is the latest ``exchange_timestamp`` it has delivered (per
   frame, the latest of its packets', :func:`aion.kite.decode.frame_exchange_time`);
 * a connection is *active* while its clock is at most ``close_wait_ms`` behind the leading
-  connection's clock; the *close clock* is the minimum of the active connections' clocks
-  (never decreasing): every active connection has passed it;
+  connection's clock, or while it delivered a timed frame within the last ``close_wait_ms``
+  of receive time (the latest ``recv_ns`` of any item, heartbeats included); the *close
+  clock* is the minimum of the active connections' clocks (never decreasing): every active
+  connection has passed it;
 * a frame of minute F (the minute of its latest exchange timestamp; a frame without one, or a
   gap marker, takes its connection's clock) goes on once the close clock is in F or later:
   every active connection is past minute F-1 and will send no more of it. Frames held back go
   on by minute, then in arrival order.
 
 So a minute closes when every active connection's exchange clock has passed it. A connection
-that falls silent (or lags) holds the close back for ``close_wait_ms`` of exchange time as the
-other connections' clocks measure it, then no longer: what it sends later of a minute already
-closed goes on at once, and its ticks are late ticks of the bar builder (counted, volume kept).
+that still delivers holds the close back however far behind it is (its ticks are real and
+would otherwise be late): at max replay speed the connections drift apart by seconds of
+exchange time within milliseconds, and this is what keeps a replay over several connections
+exact. A connection that falls *silent* (no timed frame for ``close_wait_ms`` of receive time,
+Kite's heartbeats do not count) and lags by more than ``close_wait_ms`` of exchange time no
+longer holds the close back: what it sends later of a minute already closed goes on at once,
+and its ticks are late ticks of the bar builder (counted, volume kept).
 A connection whose packets carry no exchange timestamp (ltp or quote mode only) has no clock
 and holds nothing back. The scan's named connections count from the first exchange time seen
 on any of them, so a connection that subscribes a moment after the others holds the first
 close too (``close_wait_ms`` at most).
 
-Deterministic: what goes on, and in which order, depends only on the order of the frames as
-they arrive, never on how they are split into batches; and the minutes' bars, indicators and
-alerts do not depend on how the connections interleave, as long as every connection delivers
-each minute's frames within ``close_wait_ms`` of exchange time of the fastest one. With one
-connection every frame goes on at once, as before.
+Deterministic: what goes on, and in which order, depends only on the items as they arrive
+(order and receive times), never on how they are split into batches; and the minutes' bars,
+indicators and alerts do not depend on how the connections interleave, as long as no
+connection stalls for more than ``close_wait_ms`` of wall time while trailing by more than
+``close_wait_ms`` of exchange time (a fault, which the release turns into counted late ticks).
+With one connection every frame goes on at once, as before.
 """
 
 from __future__ import annotations
@@ -54,8 +61,8 @@ class MergeStats:
     Attributes:
         held: frames held back until the other connections passed their minute.
         held_high_water: most frames held back at once.
-        expired: times a connection stopped holding the close back (its clock fell more than
-            ``close_wait_ms`` behind the leading connection's).
+        expired: times a connection stopped holding the close back (silent, and its clock
+            more than ``close_wait_ms`` behind the leading connection's).
     """
 
     held: int = 0
@@ -67,9 +74,10 @@ class FeedMerge:
     """Hands raw-queue items on once every active connection has passed their minute.
 
     Args:
-        close_wait_ms: how far (exchange time, ms, >= 0) a connection's clock may trail the
-            leading connection's before it no longer holds a minute close back; 0 closes a
-            minute as soon as any connection passes it.
+        close_wait_ms: how long (ms, >= 0) a connection may be silent (receive time) and how
+            far its clock may trail the leading connection's (exchange time) before it no
+            longer holds a minute close back; 0 closes a minute as soon as any connection
+            passes it.
         connections: the scan's connection names (``conn0``...); each counts as active from
             the first exchange time seen on any connection. Others count from their first
             timed frame.
@@ -85,6 +93,8 @@ class FeedMerge:
         self.stats = MergeStats()
         self.close = 0  # close clock, epoch s (0: none yet)
         self._clock: dict[str, int] = {}  # connection -> latest exchange timestamp, epoch s
+        self._timed_ns: dict[str, int] = {}  # connection -> recv_ns of its latest timed frame
+        self._now_ns = 0  # latest recv_ns of any item
         self._unseen = list(dict.fromkeys(connections))  # named, waiting for a first time
         self._active: set[str] = set()
         self._held: list[tuple[int, int, Any]] = []  # (minute start, arrival seq, item)
@@ -99,9 +109,13 @@ class FeedMerge:
         returns the items that may go on now (earlier ones held back included), in order."""
         out: list[Any] = []
         for item in items:
-            conn, frame = item[1], item[2]
+            recv_ns, conn, frame = item[0], item[1], item[2]
+            if recv_ns > self._now_ns:
+                self._now_ns = recv_ns
             t = frame_exchange_time(frame) if isinstance(frame, _FRAME_TYPES) else 0
             clk = self._clock.get(conn, 0)
+            if t > 0:
+                self._timed_ns[conn] = self._now_ns
             if t > clk:
                 clk = t
                 self._set_clock(conn, t)
@@ -130,6 +144,7 @@ class FeedMerge:
         if not self._clock and self._unseen:  # the first exchange time: the named start here
             for name in self._unseen:
                 self._clock[name] = t
+                self._timed_ns.setdefault(name, self._now_ns)
         self._clock[conn] = t
         self._unseen = []
 
@@ -144,7 +159,13 @@ class FeedMerge:
         if not self._clock:
             return False
         lead_ms = max(self._clock.values()) * 1000
-        active = {c for c, t in self._clock.items() if t * 1000 >= lead_ms - self.close_wait_ms}
+        wait_ns = self.close_wait_ms * 1_000_000
+        active = {
+            c
+            for c, t in self._clock.items()
+            if t * 1000 >= lead_ms - self.close_wait_ms
+            or self._now_ns - self._timed_ns.get(c, 0) <= wait_ns
+        }
         self.stats.expired += len(self._active - active)
         self._active = active
         close = min(self._clock[c] for c in active)

@@ -45,13 +45,11 @@ pytestmark = pytest.mark.integration
 DAY = dt.date(2022, 11, 11)
 SPEED = 1000.0  # session seconds per wall second: the 6.6 h session in about 24 s
 JITTER_S = 0.5  # wall seconds: 500 s of session time at this speed
-# The default wait, 2.5 s of a live feed's time, at this replay's speed. It covers the jitter
-# (the connections' clocks drift apart by up to 500 s of session time) and the 4 ticks a minute
-# of the bundled session (a connection's clock trails by up to 31 s more while it still has a
-# frame of the minute to deliver), and leaves the machine about 2 s of wall time of scheduling
-# noise; without the merge (close_wait_ms 0: any connection closes the minute) most runs have
-# late ticks.
-CLOSE_WAIT_MS = int(2500 * SPEED)
+# The shipped feed.close_wait_ms (2.5 s): a connection that still delivers holds each close
+# however far its exchange clock trails (the jitter puts up to 500 s of session time between
+# the connections' clocks), and none falls silent for 2.5 s of wall time; without the merge
+# (close_wait_ms 0: any connection closes the minute) most runs have late ticks.
+CLOSE_WAIT_MS = FeedConfig().close_wait_ms
 RUNS = 5
 
 

@@ -71,28 +71,48 @@ def test_a_connection_running_ahead_waits_for_the_others_minute() -> None:
     assert [x for i in items for x in m1.admit([i])] == m2.admit(items) == [a, b, same, ahead, nxt]
 
 
+S = 1_000_000_000  # receive times in ns
+
+
 def test_a_silent_connection_is_released_after_close_wait_ms() -> None:
     m = FeedMerge(2500, ["conn0", "conn1"])
     b = (0, "conn1", frame(T0 + 58))
-    a1 = (1, "conn0", frame(T0 + 60))  # 2 s ahead of conn1: held
-    a2 = (2, "conn0", frame(T0 + 61))  # 3 s ahead: conn1 no longer holds the close
+    a1 = (1 * S, "conn0", frame(T0 + 60))  # 2 s ahead of conn1: held
+    a2 = (2 * S, "conn0", frame(T0 + 61))  # 3 s ahead, but conn1 spoke 2 s ago: still held
     assert m.admit([b, a1]) == [b]
-    assert m.admit([a2]) == [a1, a2]
+    assert m.admit([a2]) == []
+    beat = (3 * S, "conn1", b"\x00")  # a heartbeat is not a timed frame: conn1 stays silent
+    assert m.admit([beat]) == [beat, a1, a2]  # 3 s silent and 3 s behind: released
     assert m.close == T0 + 61 and m.stats.expired == 1
-    late = (3, "conn1", frame(T0 + 59))  # conn1 comes back with a tick of the closed minute
+    late = (4 * S, "conn1", frame(T0 + 59))  # conn1 comes back with a tick of the closed minute
     assert m.admit([late]) == [late]  # at once: the bar builder counts it late
     # close_wait_ms 0: the leading connection closes the minute alone (the global clock)
     z = FeedMerge(0)
     assert z.admit([b, a1]) == [b, a1]
 
 
+def test_a_connection_that_still_delivers_holds_the_close_however_far_behind() -> None:
+    """Max replay speed: the connections drift apart by minutes of exchange time within
+    milliseconds, and the trailing one still holds every close until it gets there."""
+    m = FeedMerge(2500, ["conn0", "conn1"])
+    ahead = [(i * 1000, "conn0", frame(T0 + 30 * i)) for i in range(10)]  # to 09:19:30
+    trail = [(10_000 + i * 1000, "conn1", frame(T0 + 30 * i)) for i in range(10)]
+    out = m.admit(ahead) + m.admit(trail)
+    assert m.stats.expired == 0
+    # every frame goes on in minute order: no tick of either connection is late
+    minutes = [frame_exchange_time(x[2]) // 60 for x in out]
+    assert minutes == sorted(minutes)
+    assert len(out) + len(m.drain()) == 20
+
+
 def test_named_connections_hold_the_first_close_and_untimed_frames_hold_nothing() -> None:
     m = FeedMerge(2500, ["conn0", "conn1"])
     first = (0, "conn0", frame(T0 + 59))
-    nxt = (1, "conn0", frame(T0 + 61))  # conn1 said nothing yet: it counts from T0 + 59
+    nxt = (1 * S, "conn0", frame(T0 + 61))  # conn1 said nothing yet: it counts from T0 + 59
     assert m.admit([first, nxt]) == [first]
-    assert m.admit([(2, "conn0", frame(T0 + 62))]) == [nxt, (2, "conn0", frame(T0 + 62))]
-    quote = (3, "conn2", frame(T0, mode=MODE_QUOTE))  # no exchange timestamps: no clock
+    third = (3 * S, "conn0", frame(T0 + 62))  # conn1 silent for 3 s since the first time
+    assert m.admit([third]) == [nxt, third]
+    quote = (4 * S, "conn2", frame(T0, mode=MODE_QUOTE))  # no exchange timestamps: no clock
     assert m.admit([quote]) == [quote]
     assert "conn2" not in m.clocks()
 
