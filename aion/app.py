@@ -5,7 +5,7 @@ Threads (DESIGN.md, "The process"):
 - ``feed-<conn>``: :class:`~aion.feed.client.FeedClient` puts raw frames on the
   bounded ``raw`` queue;
 - ``compute``: :class:`~aion.pipeline.compute.ComputeEngine` decodes, computes
-  and puts :class:`~aion.store.writer.StoreBatch` objects on the bounded ``out``
+  and puts :class:`~aion.store.batch.StoreBatch` objects on the bounded ``out``
   queue;
 - ``store``: :class:`~aion.store.writer.RedisStore`, the one Redis writer;
 - the main thread runs the live view and waits for the end condition.
@@ -51,9 +51,11 @@ from aion.pipeline.outputs import Fanout, Sink
 from aion.queues import BoundedQueue
 from aion.replay.server import SESSION_COMPLETE_MESSAGE, ReplayServer
 from aion.replay.session_file import Session, SessionFileError, open_session, read_header
-from aion.store.queries import read_restart_state
+from aion.store.batch import AlertRecord, StoreBatch
+from aion.store.queries import check_reachable, read_restart_state
 from aion.store.server import PrivateRedis, connect, redacted_url
-from aion.store.writer import AlertRecord, RedisStore, StoreBatch, TtlSeconds, status_path
+from aion.store.status import status_path
+from aion.store.writer import RedisStore, TtlSeconds
 from aion.volume.averages import (
     bundled_adjustment_factors,
     bundled_daily_dir,
@@ -334,7 +336,7 @@ class Scanner:
         self.redis_url = url
         client = connect(url, self.config.redis.tls)
         try:
-            client.ping()
+            check_reachable(client)
         except redis.RedisError as exc:
             raise ScanError(f"Redis at {redacted_url(url)} is unreachable: {exc}") from exc
         return client

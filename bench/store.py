@@ -25,7 +25,7 @@ Afterwards every key both writers wrote is compared: Redis holds the same hashes
 
 The pure encoding figure sends identical commands (HSET full mapping + EXPIRE per
 key of one coalesced flush) once through a redis-py pipeline and once packed by
-:class:`aion.store.writer.RespCommands` on one connection.
+:class:`aion.store.resp.RespCommands` on one connection.
 
 Run: ``python -m bench.store [--instruments N]`` (prints JSON).
 """
@@ -47,10 +47,13 @@ from aion.indicators.core import IndicatorCore
 from aion.pipeline.allocator import tune_malloc
 from aion.queues import BoundedQueue
 from aion.store import keys
-from aion.store.columnar import StateColumns
+from aion.store.batch import StateColumns, StoreBatch
 from aion.store.encode import hstack_cells, render_cells, text_cells
+from aion.store.layout import encode_bar
+from aion.store.resp import RespCommands
 from aion.store.server import PrivateRedis, connect
-from aion.store.writer import RedisStore, RespCommands, StoreBatch, TtlSeconds, encode_bar
+from aion.store.shadow import hset_changed
+from aion.store.writer import RedisStore, TtlSeconds
 
 _TTL = TtlSeconds(bars=8 * 86400, state=2 * 86400, alerts=8 * 86400, runs=30 * 86400)
 _T0 = 1_668_138_300  # 2022-11-11 09:15 IST, epoch s
@@ -81,7 +84,7 @@ def make_batches(
     shape the scanner's compute thread hands the store.
 
     Per batch, the latest tick hash of every ticking instrument (the ``tick`` family of
-    :class:`~aion.store.columnar.StateColumns`, 7 Kite fields, prices with 2 decimals) and
+    :class:`~aion.store.batch.StateColumns`, 7 Kite fields, prices with 2 decimals) and
     its volume state (a dict, 6 fields). Every ``flushes_per_minute`` flushes a minute
     closes for all instruments: the 1-minute bar (JSON field of the day's bars hash), the
     RVOL entry (JSON field), the volume state again, the indicator hash (``indicators``
@@ -259,7 +262,7 @@ def _encoding(client: redis.Redis, batch: StoreBatch) -> dict[str, float]:
     t0 = time.perf_counter()
     cmds = RespCommands()
     for key, mapping, ttl in items:
-        cmds.hset(key, mapping)
+        cmds.append(hset_changed(key, mapping, None)[1])
         cmds.command("EXPIRE", key, str(ttl))
     RedisStore(client, BoundedQueue("bench", 1), _TTL).send_packed(cmds.packed(), cmds.count)
     packed_s = time.perf_counter() - t0

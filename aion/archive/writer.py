@@ -1,6 +1,6 @@
 """The archive thread: appends the scan's bars, alerts, volume state, gaps and runs to Parquet.
 
-The compute thread hands every :class:`~aion.store.writer.StoreBatch` to the
+The compute thread hands every :class:`~aion.store.batch.StoreBatch` to the
 bounded ``archive`` queue right after the ``out`` queue (the same objects, read
 only; the Redis writer stays the one Redis writer). The ``archive`` thread
 turns the batches into rows, keeps the latest version of each bar and volume
@@ -9,10 +9,10 @@ state, and writes one part per table and date whenever rows are pending and
 writes about one part per bar close, a fast replay one every couple of seconds).
 
 Rows are built column-wise from numbers, never from the Redis text: the closed bars'
-structured array (:class:`~aion.store.columnar.BarColumns`), the RVOL entries' columns
-(:class:`~aion.store.columnar.RvolColumns`) and the ``volume`` state family's int64 columns
-(:class:`~aion.store.columnar.StateColumns`), each step's rows one polars frame. The values
-are those the Redis text parses back to (prices rounded as :func:`aion.store.writer.
+structured array (:class:`~aion.store.batch.BarColumns`), the RVOL entries' columns
+(:class:`~aion.store.batch.RvolColumns`) and the volume state's int64 columns
+(:class:`~aion.store.batch.VolumeRows`), each step's rows one polars frame. The values
+are those the Redis text parses back to (prices rounded as :func:`aion.store.layout.
 encode_bars` does, RVOL numbers as :mod:`aion.store.encode` renders them), so the tables
 equal what reading the JSON back gave, without a ``json.loads`` or a dict per bar.
 
@@ -48,8 +48,8 @@ from aion.config import AionConfig
 from aion.market.time import SEGMENT_NAMES, minute_of_day_ist, parse_date
 from aion.ops.logging import log_event
 from aion.queues import BoundedQueue
-from aion.store.columnar import VOLUME_FAMILY, BarColumns, RvolColumns, StateColumns
-from aion.store.writer import AlertRecord, StoreBatch
+from aion.store.batch import AlertRecord, BarColumns, RvolColumns, StoreBatch, VolumeRows
+from aion.store.layout import minute_labels
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ _VOLUME_FIELDS = ("first_cumulative", "last_cumulative", "incremental_total", "b
 _RVOL_FIELDS = ("volume", "cum_volume", "expected_bar", "expected_cum", "rvol_bar", "rvol_cum",
                 "vix", "multiplier")  # fmt: skip
 """The ``rvol_1m`` table's numbers, read from :class:`RvolColumns` by name."""
-_HHMM = pl.Series("time", [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)])
+_HHMM = pl.Series("time", minute_labels())
 """``HH:MM`` of each IST minute of the day (the hash field of a bar or RVOL entry)."""
 _SEGMENTS = pl.Series("segment", [SEGMENT_NAMES[k] for k in range(max(SEGMENT_NAMES) + 1)], pl.Utf8)
 _EXTRA = pl.Series("extra", ["{}", '{"gap": true}'], pl.Utf8)
@@ -94,7 +94,7 @@ class ArchiveStats:
 
 def _round_like_python(x: np.ndarray, digits: int) -> np.ndarray:
     """float64 (n,) ``round(v, digits)`` of each value as Python computes it (the correctly
-    rounded decimal, which :func:`aion.store.writer.encode_bars` writes), vectorised.
+    rounded decimal, which :func:`aion.store.layout.encode_bars` writes), vectorised.
 
     ``numpy.round`` (``rint(v * 10**digits) / 10**digits``) is used where it leaves a value
     unchanged and ``|v| < 2**38``: then ``v`` is the double nearest a ``digits``-decimal
@@ -124,12 +124,6 @@ def _as_rendered(x: np.ndarray, decimals: int) -> pl.Series:
     return pl.Series(np.where(finite, v, np.nan), nan_to_null=True)
 
 
-def _symbol_of(key: str) -> str:
-    """The instrument in a key's hash tag (``aion:{NSE:SBIN}:volume`` -> ``NSE:SBIN``)."""
-    lo, hi = key.find("{"), key.find("}")
-    return key[lo + 1 : hi] if 0 <= lo < hi else ""
-
-
 def _ymd(date: int) -> dt.date:
     return parse_date(str(date))
 
@@ -157,8 +151,8 @@ def _latest(frames: list[pl.DataFrame], key: list[str]) -> pl.DataFrame:
 
 
 class _VolumeRows:
-    """The latest ``volume`` family row of each instrument not archived yet, in int64 arrays
-    indexed by Redis key (no dict per row). Rows of another session than the pending row of
+    """The latest volume state row of each instrument not archived yet, in int64 arrays
+    indexed by instrument (no dict per row). Rows of another session than the pending row of
     their key are kept apart (a multi-day replay archives both).
 
     Attributes:
@@ -180,15 +174,15 @@ class _VolumeRows:
     def n_rows(self) -> int:
         return self._n_pending + sum(f.height for f in self._frames)
 
-    def _rows_of(self, keys_: list[str]) -> np.ndarray:
+    def _rows_of(self, symbols: list[str]) -> np.ndarray:
         index = self._index
-        rows = [index.get(k, -1) for k in keys_]
+        rows = [index.get(k, -1) for k in symbols]
         if -1 in rows:
-            for i, k in enumerate(keys_):
+            for i, k in enumerate(symbols):
                 if rows[i] < 0:
                     r = index.setdefault(k, len(self._symbols))
                     if r == len(self._symbols):
-                        self._symbols.append(_symbol_of(k))
+                        self._symbols.append(k)
                     rows[i] = r
             n = len(self._symbols)
             if n > self._pending.shape[0]:
@@ -200,15 +194,14 @@ class _VolumeRows:
                 self._values, self._pending = values, pending
         return np.asarray(rows, np.int64)
 
-    def merge(self, cols: StateColumns) -> None:
-        """Take the rows of a ``volume`` family batch (``cols.values`` int64 (n, m)); rows
-        without a session (``session_date`` 0) are skipped."""
-        assert cols.values is not None
-        j = self._columns_of.get(cols.fields)
+    def merge(self, rec: VolumeRows) -> None:
+        """Take the rows of a volume state record (``rec.values`` int64 (n, m)); rows without
+        a session (``session_date`` 0) are skipped."""
+        j = self._columns_of.get(rec.names)
         if j is None:
-            j = self._columns_of[cols.fields] = [cols.fields.index(c) for c in self._COLUMNS]
-        values = cols.values[:, j]
-        rows = self._rows_of(cols.keys)
+            j = self._columns_of[rec.names] = [rec.names.index(c) for c in self._COLUMNS]
+        values = rec.values[:, j]
+        rows = self._rows_of([rec.symbols[s] for s in rec.slot.tolist()])
         keep = values[:, 0] != 0
         if not keep.all():
             rows, values = rows[keep], values[keep]
@@ -300,7 +293,7 @@ class ArchiveWriter:
     def submit(self, batch: StoreBatch) -> bool:
         """Queue one batch (called by the compute thread); False when dropped (counted)."""
         if not (batch.bar_columns or batch.rvol_columns or batch.alerts or any(
-            c.family == VOLUME_FAMILY and c.values is not None for c in batch.columns
+            isinstance(r, VolumeRows) for r in batch.records
         )):  # fmt: skip
             return True
         return self.queue.put(batch)
@@ -345,7 +338,7 @@ class ArchiveWriter:
         """Turn one batch into pending rows (caller holds ``_lock``); writes them early, in the
         middle of a batch too, whenever ``max_pending_rows`` are pending (one batch of a fast
         replay can carry several minutes of 9,000 instruments). The Redis text of the batch
-        (``batch.bars``, ``batch.state``) is not read."""
+        (``batch.bars``, ``batch.state``, ``batch.columns``) is not read."""
         parts: list[BarColumns | RvolColumns] = [*batch.bar_columns, *batch.rvol_columns]
         for cols in parts:
             if self._pending_rows() >= self.max_pending_rows:
@@ -356,11 +349,11 @@ class ArchiveWriter:
                 df, table = self._rvol_frame(cols), "rvol_1m"
             self._frames[table].append(df)
             self._framed_rows += df.height
-        for state in batch.columns:
-            if state.family == VOLUME_FAMILY and state.values is not None:
+        for rec in batch.records:
+            if isinstance(rec, VolumeRows):
                 if self._pending_rows() >= self.max_pending_rows:
                     self.flush()
-                self._volume.merge(state)
+                self._volume.merge(rec)
         for a in batch.alerts:
             self._alerts.append((_ymd(a.date), self._alert_row(a)))
             self._alert_dates.add(_ymd(a.date))
@@ -378,7 +371,7 @@ class ArchiveWriter:
 
     def _bar_frame(self, cols: BarColumns) -> pl.DataFrame:
         """The ``bars_1m`` rows (plus ``date`` YYYYMMDD) of one step's closed bars, column by
-        column: what ``json.loads`` of each bar's text (:func:`aion.store.writer.encode_bars`)
+        column: what ``json.loads`` of each bar's text (:func:`aion.store.layout.encode_bars`)
         gives: prices rounded to 4 decimals as Python's ``round``, ``extra`` the gap flag."""
         b = cols.bars
         start = np.ascontiguousarray(b["start"], np.int64)

@@ -30,8 +30,9 @@ from aion.market.calendar import MarketCalendar
 from aion.market.time import IST, parse_date
 from aion.queues import BoundedQueue
 from aion.store import keys
+from aion.store.batch import StoreBatch
 from aion.store.server import PrivateRedis, RedisUnavailable, connect
-from aion.store.writer import RedisStore, StoreBatch, TtlSeconds
+from aion.store.writer import RedisStore, TtlSeconds
 from aion.volume.averages import (
     AdjustmentFactor,
     PremarketAverages,

@@ -13,6 +13,7 @@ from aion.cli.output import print_table
 from aion.config import ConfigError, load_config
 from aion.market.time import parse_date, ymd
 from aion.store import keys
+from aion.store.layout import minute_labels
 from aion.store.queries import read_hash
 from aion.store.server import PrivateRedis, RedisUnavailable, connect
 
@@ -30,8 +31,9 @@ def as_of_field(hhmm: str) -> str:
         hh, mm = (int(x) for x in hhmm.split(":"))
     except ValueError:
         raise ValueError(f"bad time {hhmm!r}: expected HH:MM (IST)") from None
-    m = hh * 60 + mm - 1
-    return f"{m // 60:02d}:{m % 60:02d}"
+    if not (0 <= hh < 24 and 0 <= mm < 60):
+        raise ValueError(f"bad time {hhmm!r}: expected HH:MM (IST)")
+    return minute_labels()[(hh * 60 + mm - 1) % 1440]
 
 
 def rvol(

@@ -53,7 +53,7 @@ from aion.market.time import parse_date, ymd
 from aion.ops.health import health_report
 from aion.store import keys, queries
 from aion.store.server import connect
-from aion.store.writer import merge_store_status
+from aion.store.status import merge_store_status
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -211,9 +211,9 @@ class AlertHub:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            pubsub = None
             try:
-                pubsub.subscribe(keys.alerts_channel())
+                pubsub = queries.alert_announcements(self.client)
                 if not self.reachable:
                     self.reachable = True
                     self._wake()  # Redis is back: every stream catches up from its last id
@@ -227,8 +227,9 @@ class AlertHub:
                 self._wake()
                 self._stop.wait(0.5)
             finally:
-                with contextlib.suppress(redis.RedisError, OSError):
-                    pubsub.close()
+                if pubsub is not None:
+                    with contextlib.suppress(redis.RedisError, OSError):
+                        pubsub.close()
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ the gap as one increment, counted once (``aion/volume/state.py``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 
 from aion.feed.client import Gap
 from aion.market.time import session_date
-from aion.store import keys
+from aion.store.batch import GapRow
 
 __all__ = ["GapTracker"]
 
@@ -69,19 +68,17 @@ class GapTracker:
                 out.append(it)
         return out
 
-    def store_writes(self, exchange_clock_s: int) -> dict[str, dict[str, str]]:
-        """Redis writes for the gaps recorded since the last call: ``{key: {field: json}}``.
+    def gap_rows(self, exchange_clock_s: int) -> list[GapRow]:
+        """The gaps recorded since the last call, as records for the store
+        (:class:`~aion.store.batch.GapRow`), in order.
 
-        Key :func:`aion.store.keys.gaps` of the trading date of ``exchange_clock_s`` (epoch s;
-        0 before any tick: the IST date of the gap's start), field ``<connection>:<start_ns>``,
-        value the JSON of :meth:`Gap.record`. A gap first written open is overwritten when a
-        later record of the same start closes it.
+        Each belongs to the trading date of ``exchange_clock_s`` (epoch s; 0 before any tick:
+        the IST date of the gap's start); a gap first recorded open is recorded again when it
+        closes (same connection and start).
         """
         new, self._new = self._new, []
-        out: dict[str, dict[str, str]] = {}
+        out = []
         for g in new:
             ts = exchange_clock_s or g.disconnected_ns // 1_000_000_000
-            key = keys.gaps(session_date(ts))
-            field = f"{g.connection}:{g.disconnected_ns}"
-            out.setdefault(key, {})[field] = json.dumps(g.record(), sort_keys=True)
+            out.append(GapRow(session_date(ts), g.connection, g.disconnected_ns, g.record()))
         return out

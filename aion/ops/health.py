@@ -16,7 +16,7 @@ disk, and grades every check ``ok``, ``info`` (worth knowing, not a problem),
   less than ``health.min_free_disk_mb`` free on the archive's disk;
 - ``ok`` (exit code 0) otherwise.
 
-Running scanners' store status files (:func:`aion.store.writer.merge_store_status`)
+Running scanners' store status files (:func:`aion.store.status.merge_store_status`)
 are merged in: a scanner that keeps buffering while Redis is away turns ``down``
 into ``degraded``.
 """
@@ -34,8 +34,9 @@ import redis
 from aion.archive import archive_root
 from aion.config import AionConfig
 from aion.market.time import to_ist
-from aion.store import keys
-from aion.store.writer import RUNS_MAXLEN, merge_store_status
+from aion.store import keys, queries
+from aion.store.keys import RUNS_MAXLEN
+from aion.store.status import merge_store_status
 
 """Approximate MAXLEN of the run-summary streams (the store writes ``XADD MAXLEN ~ 1000``)."""
 
@@ -64,37 +65,6 @@ def _disk(path: Path) -> tuple[Path, int, int]:
         probe = probe.parent
     usage = shutil.disk_usage(probe)
     return probe, int(usage.free), int(usage.total)
-
-
-def _scan_keys(client: redis.Redis) -> tuple[dict[str, int], list[str], list[str]]:
-    """(key counts per namespace, keys without TTL, stream keys) of every ``aion:*`` key."""
-    counts = {ns: 0 for ns in keys.NAMESPACES}
-    no_ttl: list[str] = []
-    streams: list[str] = []
-    batch: list[str] = []
-
-    def drain() -> None:
-        pipe = client.pipeline(transaction=False)
-        for k in batch:
-            pipe.ttl(k)
-            pipe.type(k)
-        res = pipe.execute()
-        for i, k in enumerate(batch):
-            if int(res[2 * i]) == -1:
-                no_ttl.append(k)
-            if res[2 * i + 1] == "stream":
-                streams.append(k)
-        batch.clear()
-
-    for k in client.scan_iter(match=f"{keys.PREFIX}:*", count=1000):
-        ns = keys.namespace_of(k)
-        counts[ns] = counts.get(ns, 0) + 1
-        batch.append(k)
-        if len(batch) >= 1000:
-            drain()
-    if batch:
-        drain()
-    return counts, sorted(no_ttl), sorted(streams)
 
 
 def _redis_checks(info: dict[str, Any], cfg: AionConfig) -> list[dict[str, Any]]:
@@ -149,10 +119,7 @@ def _feed_checks(
     feeds: dict[str, Any] = {}
     checks = []
     market_open = cfg.calendar.market_calendar().is_open(int(now_s))
-    prefix = keys.feed("")
-    for k in sorted(client.scan_iter(match=keys.feed("*"), count=1000)):
-        node = k[len(prefix) :]
-        h = client.hgetall(k)
+    for node, h in queries.read_feeds(client).items():
         wall = float(h["last_frame_wall"]) if "last_frame_wall" in h else None
         age = None if wall is None else round(now_s - wall, 3)
         feeds[node] = {
@@ -181,8 +148,7 @@ def _feed_checks(
 def _averages_check(client: redis.Redis, cfg: AionConfig, today: dt.date) -> dict[str, Any]:
     latest: dt.date | None = None
     n = 0
-    for k in client.scan_iter(match=keys.averages("*"), count=1000):
-        text = client.hget(k, "for_date")
+    for text in queries.averages_dates(client):
         n += 1
         if text:
             d = dt.date.fromisoformat(text)
@@ -243,7 +209,7 @@ def health_report(
     info: dict[str, Any] | None = None
     if client is not None:
         try:
-            info = client.info()
+            info = queries.server_info(client)
         except redis.RedisError as exc:
             error = f"{type(exc).__name__}: {exc}"
     if info is None:
@@ -261,7 +227,7 @@ def health_report(
         "maxmemory_policy": info.get("maxmemory_policy"),
         "aof_enabled": bool(info.get("aof_enabled")),
     }
-    counts, no_ttl, streams = _scan_keys(client)
+    counts, no_ttl, streams = queries.key_facts(client)
     report["keys_per_namespace"] = counts
     report["keys_without_ttl"] = {"count": len(no_ttl), "sample": no_ttl[:10]}
     checks.append(
@@ -275,7 +241,7 @@ def health_report(
     maxlens = {"alerts": cfg.redis.alerts_maxlen, "runs": RUNS_MAXLEN}
     report["streams"] = {}
     for k in streams:
-        length = int(client.xlen(k))
+        length = queries.stream_length(client, k)
         maxlen = maxlens.get(keys.namespace_of(k))
         report["streams"][k] = {"length": length, "maxlen": maxlen}
         over = maxlen is not None and length > maxlen + _STREAM_NODE_ENTRIES

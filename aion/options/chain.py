@@ -13,7 +13,7 @@ gets no Greeks (IV reason ``bad input``).
 
 Two views of that state:
 
-* *latest* (:meth:`ChainTracker.store_writes`, the ``keys.option`` hashes): each option's last
+* *latest* (:meth:`ChainTracker.option_rows`, written by the store): each option's last
   tick and its IV and Greeks (:mod:`aion.options.greeks`) against the underlying's last price
   at the feed's exchange clock, recomputed for the options that ticked in a batch;
 * *as of a bar's close* (:meth:`ChainTracker.chain_view`, :meth:`ChainTracker.option_view`,
@@ -53,7 +53,7 @@ from aion.market.time import session_date
 from aion.options.expiry import expiry_epoch, time_to_expiry
 from aion.options.greeks import IV_REASONS, greeks_batch, implied_vol_batch
 from aion.options.symbols import OptionContract, option_contract
-from aion.store import keys
+from aion.store.batch import OptionRows
 
 __all__ = ["CHAIN_ARRAY_KEYS", "CHAIN_WIDTH", "ChainTracker"]
 
@@ -165,7 +165,7 @@ class ChainTracker:
         self._b_seen_volume = np.zeros(0, np.int64)
         self._b_date = np.zeros(0, np.int64)
 
-        # latest state of the options (store_writes): views of the row arrays, then results
+        # latest state of the options (option_rows): views of the row arrays, then results
         self.last_price = self._price[:m]
         self.volume = self._volume[:m]
         self.oi = self._oi[:m]
@@ -368,30 +368,25 @@ class ChainTracker:
 
     # -- views -------------------------------------------------------------------------------
 
-    def state(self, i: int) -> dict[str, str]:
-        """Redis hash fields of option index ``i`` (``keys.option``): contract facts, latest
-        price/underlying/IV/Greeks (``nan`` when undefined, ``iv_reason`` text) and DTE."""
-        c = self.contracts[i]
-        out = {
-            "strike": f"{c.strike:g}",
-            "option_type": c.option_type,
-            "expiry": c.expiry.isoformat(),
-            "underlying": c.underlying,
-            "exchange_timestamp": str(int(self.ts[i])),
-            "last_price": _fmt(self.last_price[i], 2),
-            "underlying_price": _fmt(self.underlying_price[i], 2),
-            "iv": _fmt(self.iv[i], 6),
-            "iv_reason": IV_REASONS[int(self.iv_code[i])],
-            "dte_days": _fmt(self.dte_days[i], 6),
-            "dte_years": _fmt(self.dte_years[i], 8),
-        }
-        for r, name in enumerate(_GREEK_ROWS):
-            out[name] = _fmt(self.greeks[r, i], 8)
-        return out
-
-    def store_writes(self, updated: np.ndarray) -> dict[str, dict[str, str]]:
-        """``keys.option(symbol) -> state`` hashes (latest state) of option indices ``updated``."""
-        return {keys.option(self.contracts[i].symbol): self.state(i) for i in updated.tolist()}
+    def option_rows(self, updated: np.ndarray) -> OptionRows:
+        """The latest state of option indices ``updated`` (int64 (k,)) for the store
+        (:class:`~aion.store.batch.OptionRows`): contract facts, last tick, underlying price,
+        IV (and why not), Greeks and time to expiry."""
+        idx = updated.astype(np.int64)
+        cs = [self.contracts[i] for i in idx.tolist()]
+        return OptionRows(
+            symbols=[c.symbol for c in cs],
+            facts=[(float(c.strike), c.option_type, c.expiry, c.underlying) for c in cs],
+            exchange_timestamp=self.ts[idx].astype(np.int64),
+            last_price=self.last_price[idx].astype(np.float64),
+            underlying_price=self.underlying_price[idx],
+            iv=self.iv[idx],
+            iv_reason=[IV_REASONS[int(k)] for k in self.iv_code[idx].tolist()],
+            greek_names=_GREEK_ROWS,
+            greeks=self.greeks[:, idx],
+            dte_days=self.dte_days[idx],
+            dte_years=self.dte_years[idx],
+        )
 
     def option_view(self, slot: int, end: int) -> dict[str, float]:
         """:attr:`InstrumentView.option` of ``slot`` at the close of its bar ending at ``end``
@@ -620,7 +615,3 @@ def _index_batch(
 def _mean2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     both = np.isfinite(a) & np.isfinite(b)
     return np.where(both, 0.5 * (a + b), np.where(np.isfinite(a), a, b))
-
-
-def _fmt(x: float, digits: int) -> str:
-    return "nan" if not math.isfinite(x) else f"{x:.{digits}f}"

@@ -9,7 +9,9 @@ instrument slots, turns cumulative volume into incremental volume
 updates the indicator core, runs the pattern engine, sizes signals with the
 risk manager and filters them through the alert manager. Everything it produces leaves
 through one :class:`~aion.pipeline.outputs.Outputs` port: each minute's alerts the moment
-they are decided, and the step's writes as :class:`~aion.store.writer.StoreBatch` objects.
+they are decided, and the step's writes as :class:`~aion.store.batch.StoreBatch` objects of typed
+records (closed bars, ticks, volume state, indicators, options, gaps: the store names their
+keys and renders their text, :mod:`aion.store.layout`).
 
 Time is exchange time only: ticks without an exchange timestamp (ltp and index
 quote packets) take the latest exchange time seen on the feed; a tick before
@@ -42,9 +44,7 @@ from aion.kite.decode import (
     join_frames,
 )
 from aion.market.time import (
-    SEGMENT_NAMES,
     SEGMENT_REGULAR,
-    minute_of_day_ist,
     session_dates,
 )
 from aion.options.chain import ChainTracker
@@ -56,20 +56,26 @@ from aion.pipeline.merge import FeedMerge
 from aion.pipeline.outputs import CollectedOutputs, Outputs
 from aion.pipeline.ticks import TickPath
 from aion.risk.manager import RiskManager
-from aion.store import keys
-from aion.store.columnar import VOLUME_FAMILY, BarColumns, StateColumns
-from aion.store.encode import encode_rollups, int_cells, render_cells
-from aion.store.writer import AlertRecord, StoreBatch, encode_bars
+from aion.store.batch import (
+    AlertRecord,
+    BarColumns,
+    FeedProgress,
+    IndicatorRows,
+    RollupColumns,
+    StoreBatch,
+    TickRows,
+    VolumeRows,
+)
 from aion.volume.analytics import BarAnalyticsColumns, VolumeAnalytics
 from aion.volume.state import VolumeStateManager
 
 _TICK_FIELDS = ("last_price", "exchange_timestamp", "mode", "volume_traded",
                 "last_traded_quantity", "average_traded_price", "oi")  # fmt: skip
-"""Fields of the latest tick hash (:func:`aion.store.keys.tick`), Kite's names."""
+"""The quantities of a latest tick (:class:`~aion.store.batch.TickRows`), Kite's names."""
 
 _VOLUME_FIELDS = (*VolumeStateManager.SNAPSHOT_FIELDS, "bar_cumulative", "bar_start")
-"""Fields of the volume state hash (:func:`aion.store.keys.volume_state`), see
-:meth:`ComputeEngine._volume_columns`."""
+"""The quantities of the persisted volume state (:class:`~aion.store.batch.VolumeRows`), see
+:meth:`ComputeEngine._volume_rows`."""
 
 HISTORY_BARS = 64
 """Closed regular bars kept per instrument for detectors (ring buffer length)."""
@@ -235,9 +241,6 @@ class ComputeEngine:
         self.tick_path = TickPath(self._tokens, restorable)
         self._join_buffer = np.empty(0, np.uint8)  # the frames of a chunk, end to end
         self._symbols = [i.symbol for i in self.slot_inst]
-        self._tick_keys = [keys.tick(i.symbol) for i in self.slot_inst]
-        self._volume_keys = [keys.volume_state(i.symbol) for i in self.slot_inst]
-        self._indicator_keys = [keys.indicators(i.symbol) for i in self.slot_inst]
 
     # -- decoding ----------------------------------------------------------------------------
 
@@ -298,14 +301,11 @@ class ComputeEngine:
         """Adds the latest ticks, gap records and feed progress to ``batch``."""
         c = self.counters
         self._write_latest(batch)
-        for key, records in self.gap_tracker.store_writes(self.clock).items():
-            batch.state.setdefault(key, {}).update(records)
+        batch.records.extend(self.gap_tracker.gap_rows(self.clock))
         if self._last_wall_frame_ns:
-            batch.state[keys.feed(self.node)] = {
-                "last_frame_wall": f"{self._last_wall_frame_ns / 1e9:.3f}",
-                "last_exchange_timestamp": str(self.clock),
-                "frames": str(c.frames),
-            }
+            batch.records.append(
+                FeedProgress(self.node, self._last_wall_frame_ns, self.clock, c.frames)
+            )
         return batch
 
     def _process_ticks(self, frames: JoinedFrames, batch: StoreBatch) -> bool:
@@ -331,7 +331,8 @@ class ComputeEngine:
             updated = self.options.on_ticks(
                 slots, ts, cols.date, price, cols.volume_traded, cols.incremental, cols.oi
             )
-            batch.state.update(self.options.store_writes(updated))
+            if updated.shape[0]:
+                batch.records.append(self.options.option_rows(updated))
         if closed.shape[0]:
             self._on_bars(closed, batch)
             return True
@@ -361,9 +362,9 @@ class ComputeEngine:
                     bool(bar.get("gap", False)),
                 )
 
-    def _volume_columns(self, slots: np.ndarray) -> StateColumns:
-        """The volume state hashes of ``slots`` (int64 (k,) distinct) as the ``volume`` family
-        rendered from int64 columns (no dict per instrument): the manager's snapshot plus
+    def _volume_rows(self, slots: np.ndarray) -> VolumeRows:
+        """The volume state of ``slots`` (int64 (k,) distinct) as int64 columns (no dict per
+        instrument): the manager's snapshot plus
         ``bar_cumulative``, the cumulative volume whose increments are all inside bars already
         handed to the store (the last cumulative minus the forming bar's volume and late
         volume still waiting for a bar). The store writes it with the instrument's bars in one
@@ -377,13 +378,12 @@ class ComputeEngine:
         last = _VOLUME_FIELDS.index("last_cumulative")
         values[:, -2] = values[:, last] - self.bars.unbarred(slots)
         values[:, -1] = self.bars.last_closed[slots]
-        row_keys = [self._volume_keys[s] for s in slots.tolist()]
-        return StateColumns(VOLUME_FAMILY, _VOLUME_FIELDS, row_keys, int_cells(values), values)
+        return VolumeRows(slots.copy(), _VOLUME_FIELDS, values, self._symbols)
 
     def _write_latest(self, batch: StoreBatch) -> None:
-        """The latest tick hash (and volume state) of every instrument that ticked in this
-        batch: ``last_price``/``average_traded_price`` in rupees with 2 decimals, Kite's
-        integer fields as text; the volume fields only for ticks that carry volume."""
+        """The latest tick (and volume state) of every instrument that ticked in this batch
+        (:class:`~aion.store.batch.TickRows`: prices in rupees, Kite's integer fields; the
+        volume fields are written only for ticks that carry volume)."""
         lt = self.tick_path.latest
         slots = lt.take()
         if slots.shape[0] == 0:
@@ -391,19 +391,11 @@ class ComputeEngine:
         has_vol = lt.has_volume[slots]
         vslots = slots[has_vol]
         if vslots.shape[0]:
-            batch.columns.append(self._volume_columns(vslots))
+            batch.records.append(self._volume_rows(vslots))
         cols = [lt.last_price, lt.ts, lt.mode, lt.volume_traded, lt.last_traded_quantity,
                 lt.average_traded_price, lt.oi]  # fmt: skip
-        cells = render_cells(
-            np.column_stack([a[slots] for a in cols]).astype(np.float64),
-            [2, -1, -1, -1, -1, 2, -1],
-            "nan",
-            fixed=[True, False, False, False, False, True, False],  # f"{x:.2f}" prices
-        )
-        no_vol = np.zeros(cells.shape, np.bool_)
-        no_vol[~has_vol, 3:] = True  # a tick without volume: price, time and mode only
-        row_keys = [self._tick_keys[s] for s in slots.tolist()]
-        batch.columns.append(StateColumns("tick", _TICK_FIELDS, row_keys, cells.absent(no_vol)))
+        values = np.column_stack([a[slots] for a in cols]).astype(np.float64)
+        batch.records.append(TickRows(slots, _TICK_FIELDS, values, self._symbols, has_vol))
 
     def _on_bars(self, closed: np.ndarray, batch: StoreBatch) -> None:
         """Closed bars of one chunk: alerts first, then the store writes.
@@ -469,66 +461,35 @@ class ComputeEngine:
             self._write_indicators(group, ind, batch)
 
     def _write_bars(self, closed: np.ndarray, dates: np.ndarray, batch: StoreBatch) -> None:
-        """The 1-minute bar hash fields (``HH:MM`` IST start -> JSON) of every closed bar (and
-        the bars themselves for the archive, :class:`~aion.store.columnar.BarColumns`) and the
-        volume state of their instruments (written with the bars, see
-        :meth:`_volume_columns`)."""
-        texts = encode_bars(closed, SEGMENT_NAMES)  # columnar: no per-bar dict or json call
-        hhmm = [f"{m // 60:02d}:{m % 60:02d}" for m in minute_of_day_ist(closed["start"]).tolist()]
-        regular = (closed["segment"] == SEGMENT_REGULAR).tolist()
-        symbols = self._symbols
-        per_key: dict[str, dict[str, str]] = {}
-        for slot, d, reg_bar, field_, text in zip(
-            closed["slot"].tolist(), dates.tolist(), regular, hhmm, texts, strict=True
-        ):
-            sym = symbols[slot]
-            k = keys.bars_1m(sym, d) if reg_bar else keys.bars_1m_ext(sym, d)
-            f = per_key.get(k)
-            if f is None:
-                per_key[k] = {field_: text}
-            else:
-                f[field_] = text
-        batch.bars.extend(per_key.items())
+        """Every closed bar (:class:`~aion.store.batch.BarColumns`: the store writes its hash
+        field, the archive its row) and the volume state of their instruments (written with
+        the bars, see :meth:`_volume_rows`)."""
         batch.bar_columns.append(BarColumns(closed.copy(), dates, self._symbols))
         slots = np.unique(closed["slot"]).astype(np.int64)
         slots = slots[self.volume.seen[slots]]  # bars written -> their volume state too
         if slots.shape[0]:
-            batch.columns.append(self._volume_columns(slots))
+            batch.records.append(self._volume_rows(slots))
 
     def _write_rollups(self, rolled: np.ndarray, batch: StoreBatch) -> None:
-        """The roll-up hash fields (``keys.bars`` of the timeframe and session date: ``HH:MM``
-        IST start -> :func:`~aion.store.encode.encode_rollups` JSON) of rolled-up bars
-        (``ROLLUP_DTYPE`` (k,))."""
+        """Rolled-up bars (``ROLLUP_DTYPE`` (k,)) for the store
+        (:class:`~aion.store.batch.RollupColumns`)."""
         if rolled.shape[0] == 0:
             return
-        starts = rolled["start"]
-        batch.bars.extend(
-            (keys.bars(self._symbols[s], f"{tf}m", d), {f"{mi // 60:02d}:{mi % 60:02d}": text})
-            for s, tf, d, mi, text in zip(
-                rolled["slot"].tolist(),
-                rolled["timeframe"].tolist(),
-                session_dates(starts).tolist(),
-                minute_of_day_ist(starts).tolist(),
-                encode_rollups(rolled),
-                strict=True,
-            )
-        )
+        batch.rollup_columns.append(RollupColumns(rolled.copy(), self._symbols))
 
     def _write_indicators(
         self, group: np.ndarray, ind: dict[str, np.ndarray], batch: StoreBatch
     ) -> None:
-        """The indicator state hash of every instrument of a minute group: each value with 6
-        decimals and trailing zeros dropped (``"nan"`` when undefined;
-        :func:`aion.store.encode.render_cells`), ``bar_start`` epoch seconds; handed to the
-        store as one :class:`~aion.store.columnar.StateColumns` (no dict per instrument)."""
+        """The indicator values of every instrument of a minute group after its bar closed
+        (:class:`~aion.store.batch.IndicatorRows`: one float64 block, no dict per
+        instrument)."""
         if group.shape[0] == 0:
             return
-        names = list(ind)
-        values = np.column_stack([*(ind[k] for k in names), group["start"]])
-        cells = render_cells(values, [6] * len(names) + [-1], "nan")  # one buffer, no dicts
-        ind_keys = self._indicator_keys
-        row_keys = [ind_keys[s] for s in group["slot"].tolist()]
-        batch.columns.append(StateColumns("indicators", (*names, "bar_start"), row_keys, cells))
+        names = tuple(ind)
+        values = np.column_stack([ind[k] for k in names])
+        slots = group["slot"].astype(np.int64)  # copies: the bar buffer is reused
+        starts = group["start"].astype(np.int64)
+        batch.records.append(IndicatorRows(slots, names, values, self._symbols, starts))
 
     def _detect(
         self,

@@ -4,7 +4,7 @@ The compute thread hands everything it produces to one :class:`Outputs`:
 
 - :meth:`Outputs.alerts`: a minute's accepted alerts, the moment the alert manager decided
   them (ahead of that minute's other writes, so alerts leave first);
-- :meth:`Outputs.writes`: a compute step's store writes (:class:`~aion.store.writer.StoreBatch`:
+- :meth:`Outputs.writes`: a compute step's store writes (:class:`~aion.store.batch.StoreBatch`:
   bars, state hashes, columns), after each chunk that closed bars and at the end of the step.
 
 :class:`Fanout` is the application's implementation: it passes each call to every sink in
@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from aion.store.writer import AlertRecord, StoreBatch
+from aion.store.batch import AlertRecord, StoreBatch
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Fanout:
 class CollectedOutputs:
     """:class:`Outputs` that keeps everything in call order, as the store would receive it:
     ``received`` holds each :meth:`writes` batch and, for each :meth:`alerts` call, a
-    :class:`~aion.store.writer.StoreBatch` holding only those alerts (what the application's
+    :class:`~aion.store.batch.StoreBatch` holding only those alerts (what the application's
     store sink queues)."""
 
     received: list[StoreBatch] = field(default_factory=list)

@@ -16,7 +16,7 @@ wins, cells absent from a batch keep the earlier value: ``dict.update`` semantic
 renders, per pending key, ``HSET key f v ...`` of the fields whose fingerprint differs from
 the shadow (all of the row's pending fields when the key is not known to be written or its
 EXPIRE is due) and ``EXPIRE key ttl`` when due: the same commands, field order and values the
-dict path (:func:`aion.store.writer.hset_changed`) sends for the same mappings.
+dict path (:func:`aion.store.shadow.hset_changed`) sends for the same mappings.
 
 The volume state (``keys.volume_state``) is the family ``volume``, rendered from int64
 columns by :func:`aion.store.encode.int_cells`; it keeps its numbers next to the text
@@ -25,110 +25,23 @@ carry a step's closed bars and RVOL entries as numbers next to their JSON text, 
 archive too (no text is parsed back).
 
 A changed value with the fingerprint of the old one would skip its write: about 2**-64 per
-comparison for distinct texts (see :data:`aion.store.writer.FINGERPRINT_MIN_CHARS`), healed
-by the full rewrite every :data:`aion.store.writer.EXPIRE_REFRESH_S`.
+comparison for distinct texts (see :data:`aion.store.shadow.FINGERPRINT_MIN_CHARS`), healed
+by the full rewrite every :data:`aion.store.shadow.EXPIRE_REFRESH_S`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
+from aion.store.batch import StateColumns
 from aion.store.encode import Cells, put_uint
-
-VOLUME_FAMILY = "volume"
-"""The :class:`StateColumns` family of the volume state hashes (``keys.volume_state``)."""
 
 MAX_PENDING_PARTS = 32
 """Pending batches of one family kept apart; past this they are coalesced into one (memory
 stays bounded by the family's keys while Redis is unreachable)."""
-
-
-@dataclass
-class StateColumns:
-    """Latest-state hashes of one key family written by one compute step.
-
-    Attributes:
-        family: the family's name (``"indicators"``, ``"profile"``, ``"tick"``,
-            ``"volume"``...); one name always comes with the same ``fields``.
-        fields: the m hash field names, in the order they are written.
-        keys: the n distinct Redis keys (row i is ``keys[i]``).
-        cells: (n, m) value text; an absent cell leaves that field of that key untouched.
-        values: the numbers ``cells`` render, int64 (n, m)
-            (:func:`aion.store.encode.int_cells`), for readers that want numbers rather
-            than text (the archive reads the ``volume`` family from it); None when the
-            family travels as text only.
-    """
-
-    family: str
-    fields: tuple[str, ...]
-    keys: list[str]
-    cells: Cells
-    values: np.ndarray | None = None
-
-    def mappings(self) -> dict[str, dict[str, str]]:
-        """``key -> {field: value}`` of the present cells (the dict form, for tests and
-        readers; the store never builds it)."""
-        out: dict[str, dict[str, str]] = {}
-        for i, key in enumerate(self.keys):
-            row = {}
-            for j, f in enumerate(self.fields):
-                v = self.cells.value(i, j)
-                if v is not None:
-                    row[f] = v
-            out[key] = row
-        return out
-
-
-@dataclass
-class BarColumns:
-    """The 1-minute bars one compute step closed, as the bar builder made them: the
-    archive's ``bars_1m`` rows (:mod:`aion.archive.writer`), next to their JSON text in
-    :attr:`aion.store.writer.StoreBatch.bars` (no text parsed back per bar).
-
-    Attributes:
-        bars: ``aion.bars.builder.BAR_DTYPE`` (n,), a copy owned by the batch: ``slot``,
-            ``start`` epoch s, ``open``/``high``/``low``/``close`` rupees, ``volume``
-            shares, ``oi``, ``ticks``, ``segment`` code (``aion.market.time.SEGMENT_NAMES``),
-            ``revision``, ``gap``.
-        dates: int64 (n,) IST session date YYYYMMDD of each bar.
-        symbols: slot -> instrument symbol (the compute engine's, shared and read only).
-    """
-
-    bars: np.ndarray
-    dates: np.ndarray
-    symbols: Sequence[str]
-
-
-@dataclass
-class RvolColumns:
-    """The RVOL entries of one minute's closed regular bars as the numbers their JSON text
-    (``keys.rvol``, :meth:`aion.volume.analytics.VolumeAnalytics.record_bars`) renders: the
-    archive's ``rvol_1m`` rows.
-
-    Attributes:
-        slot: int64 (n,) instrument slots; ``symbols[slot]`` is the instrument.
-        dates: int64 (n,) IST session date YYYYMMDD.
-        start: int64 (n,) bar start, epoch s.
-        names: the m entry keys of ``values``' columns.
-        values: float64 (n, m) the numbers as handed to
-            :func:`aion.store.encode.render_rows` (NaN: ``null``).
-        decimals: (m,) decimals each column is rendered with (-1: an integer).
-        regime: (n,) the VIX regime text of each entry.
-        symbols: slot -> instrument symbol (shared, read only).
-    """
-
-    slot: np.ndarray
-    dates: np.ndarray
-    start: np.ndarray
-    names: tuple[str, ...]
-    values: np.ndarray
-    decimals: tuple[int, ...]
-    regime: Sequence[str]
-    symbols: Sequence[str]
 
 
 _HSET_HEAD = np.frombuffer(b"$4\r\nHSET\r\n", np.uint8)

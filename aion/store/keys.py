@@ -106,8 +106,13 @@ def notify(date: int) -> str:
     return f"{PREFIX}:notify:{date}"
 
 
+RUNS_MAXLEN = 1000
+"""Approximate MAXLEN of each day's run-summary stream (one entry per scan)."""
+
+
 def runs(date: int) -> str:
-    """Run summaries of trading ``date``."""
+    """Run summaries of trading ``date``: a stream of at most about :data:`RUNS_MAXLEN`
+    entries."""
     return f"{PREFIX}:runs:{date}"
 
 
@@ -123,6 +128,19 @@ def gaps(date: int) -> str:
     attempts, tokens affected); written with the state TTL.
     """
     return f"{PREFIX}:gaps:{date}"
+
+
+_TAG_HEAD = f"{PREFIX}:{{"
+
+
+def hash_tag(key: str) -> str | None:
+    """The ``{...}`` hash tag of an instrument key (``aion:{NSE:SBIN}:tick`` -> ``NSE:SBIN``),
+    None for a cross-instrument key."""
+    if key.startswith(_TAG_HEAD):
+        end = key.find("}")
+        if end > 0:
+            return key[len(_TAG_HEAD) : end]
+    return None
 
 
 def namespace_of(key: str) -> str:

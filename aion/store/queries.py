@@ -1,14 +1,18 @@
-"""Reads from Redis for the CLI and tests (keys from :mod:`aion.store.keys`)."""
+"""Every read of aion's Redis data: restart state, bars, alerts, RVOL, the dashboard's views
+and ``aion health``'s facts (keys from :mod:`aion.store.keys`, field names and value text from
+:mod:`aion.store.layout`). Nothing outside :mod:`aion.store` asks Redis itself."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import redis
 
-from aion.market.time import SEGMENT_REGULAR, minute_of_day_ist, segment_of
+from aion.market.time import SEGMENT_REGULAR, segment_of
 from aion.store import keys
+from aion.store.layout import minute_field
 
 
 def read_bars(client: redis.Redis, symbol: str, date: int, extended: bool = False) -> list[dict]:
@@ -52,10 +56,9 @@ def read_restart_state(client: redis.Redis, symbols: list[str]) -> dict[str, dic
     pipe = client.pipeline(transaction=False)
     for sym, st in want:
         start = np.array([st["bar_start"]], np.int64)
-        mod = int(minute_of_day_ist(start)[0])
         regular = int(segment_of(start)[0]) == SEGMENT_REGULAR
         key = (keys.bars_1m if regular else keys.bars_1m_ext)(sym, st["session_date"])
-        pipe.hget(key, f"{mod // 60:02d}:{mod % 60:02d}")
+        pipe.hget(key, minute_field(st["bar_start"]))
     out: dict[str, dict] = {sym: dict(st, bar=None) for sym, st in states.items()}
     for (sym, _), text in zip(want, pipe.execute(), strict=True):
         if text:
@@ -160,3 +163,99 @@ def read_gaps(client: redis.Redis, date: int) -> list[dict]:
     :meth:`aion.feed.client.Gap.record`, all str; ``start_ns`` wall ns), by start."""
     gaps = [json.loads(v) for v in client.hgetall(keys.gaps(date)).values()]
     return sorted(gaps, key=lambda g: int(g.get("start_ns") or 0))
+
+
+def alert_announcements(client: redis.Redis) -> redis.client.PubSub:
+    """A pub/sub connection subscribed to the alert announcements
+    (:func:`aion.store.keys.alerts_channel`): ``get_message(timeout=s)`` returns each message
+    (``data``: JSON of the alert's fields plus ``stream_id``) or None; ``close()`` it when done.
+
+    Raises:
+        redis.RedisError, OSError: Redis is unreachable (here or later from ``get_message``).
+    """
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(keys.alerts_channel())
+    return pubsub
+
+
+# -- health reads (aion health, :mod:`aion.ops.health`) -----------------------------------------
+
+
+def check_reachable(client: redis.Redis) -> None:
+    """PING the server (``aion scan`` before it starts).
+
+    Raises:
+        redis.RedisError: the server is unreachable or refused the connection.
+    """
+    client.ping()
+
+
+def server_info(client: redis.Redis) -> dict[str, Any]:
+    """The server's ``INFO`` (all default sections) as redis-py parses it: ``redis_version``,
+    ``used_memory``/``maxmemory`` bytes, ``maxmemory_policy``, ``evicted_keys``,
+    ``aof_enabled``, ``aof_last_write_status``, ``rdb_changes_since_last_save``...
+
+    Raises:
+        redis.RedisError: the server is unreachable.
+    """
+    return dict(client.info())
+
+
+def key_facts(
+    client: redis.Redis, batch_size: int = 1000
+) -> tuple[dict[str, int], list[str], list[str]]:
+    """Every ``aion:*`` key by ``SCAN``, with ``TTL`` and ``TYPE`` pipelined per ``batch_size``
+    keys: (key count per namespace, :data:`aion.store.keys.NAMESPACES` first, each at least
+    0; keys without a TTL, sorted; stream keys, sorted)."""
+    counts = {ns: 0 for ns in keys.NAMESPACES}
+    no_ttl: list[str] = []
+    streams: list[str] = []
+    batch: list[str] = []
+
+    def drain() -> None:
+        pipe = client.pipeline(transaction=False)
+        for k in batch:
+            pipe.ttl(k)
+            pipe.type(k)
+        res = pipe.execute()
+        for i, k in enumerate(batch):
+            if int(res[2 * i]) == -1:
+                no_ttl.append(k)
+            if res[2 * i + 1] == "stream":
+                streams.append(k)
+        batch.clear()
+
+    for k in client.scan_iter(match=f"{keys.PREFIX}:*", count=1000):
+        ns = keys.namespace_of(k)
+        counts[ns] = counts.get(ns, 0) + 1
+        batch.append(k)
+        if len(batch) >= batch_size:
+            drain()
+    if batch:
+        drain()
+    return counts, sorted(no_ttl), sorted(streams)
+
+
+def stream_length(client: redis.Redis, key: str) -> int:
+    """``XLEN`` of the stream ``key`` (0 when absent)."""
+    return int(client.xlen(key))
+
+
+def read_feeds(client: redis.Redis) -> dict[str, dict[str, str]]:
+    """Feed health of every process that wrote it (:func:`aion.store.keys.feed`), by node name
+    in order: ``last_frame_wall`` (epoch s, wall clock), ``last_exchange_timestamp`` (epoch s),
+    ``frames`` (all str)."""
+    prefix = keys.feed("")
+    return {
+        k[len(prefix) :]: dict(client.hgetall(k))
+        for k in sorted(client.scan_iter(match=keys.feed("*"), count=1000))
+    }
+
+
+def averages_dates(client: redis.Redis) -> list[str]:
+    """The ``for_date`` (ISO date the daily averages were prepared for) of every instrument's
+    averages hash (:func:`aion.store.keys.averages`); "" where the field is absent."""
+    out = []
+    for k in client.scan_iter(match=keys.averages("*"), count=1000):
+        out.append(client.hget(k, "for_date") or "")
+    return out

@@ -27,7 +27,7 @@ from aion.instruments.master import InstrumentMaster
 from aion.market.time import from_ist
 from aion.replay.resolve import resolve_vendor_symbol
 from aion.replay.vendor_bars import VendorBar, read_vendor_bars
-from aion.store.writer import AlertRecord, StoreBatch
+from aion.store.batch import AlertRecord, StoreBatch
 from aion.validation.forward import Bars
 
 

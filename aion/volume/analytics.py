@@ -7,7 +7,7 @@ INDIA VIX multipliers (:mod:`aion.volume.regime`), the F&O expiry adjustment
 The compute engine
 calls it with ticks (price + incremental volume), with every closed 1-minute bar,
 and once per closed regular bar for the :class:`~aion.patterns.registry.InstrumentView`
-fields; it writes its Redis keys into the engine's :class:`~aion.store.writer.StoreBatch`.
+fields; it writes its Redis keys into the engine's :class:`~aion.store.batch.StoreBatch`.
 
 Determinism: each bar sees the profile of the ticks that arrived before the tick
 that closed it and the VIX level as of its own close (exchange time), whatever the
@@ -17,7 +17,6 @@ batching of frames (:meth:`VolumeAnalytics.on_ticks`).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,9 +39,8 @@ from aion.market.time import (
     minute_of_day_ist,
 )
 from aion.store import keys
-from aion.store.columnar import RvolColumns, StateColumns
-from aion.store.encode import hstack_cells, render_bins, render_cells, render_rows, text_cells
-from aion.store.writer import StoreBatch
+from aion.store.batch import RvolColumns, StateColumns, StoreBatch
+from aion.store.encode import hstack_cells, render_bins, render_cells, text_cells
 from aion.volume.baseline import SESSION_MINUTES, BaselineSet
 from aion.volume.baseline_store import (
     baseline_folders,
@@ -250,7 +248,6 @@ class VolumeAnalytics:
         self._bins_total = np.zeros(n, np.int64)
         self._bins_minute = np.zeros(n, np.int64)
         self._symbols = [i.symbol for i in instruments]
-        self._rvol_keys: list[tuple[int, str]] = [(0, "")] * n  # (date, key) per slot
         self._profile_keys: list[tuple[int, str]] = [(0, "")] * n
         self._pending: list[tuple[np.ndarray, ...]] = []
         self._pending_min_clock = _NO_TS  # earliest arrival clock held in _pending (epoch s)
@@ -434,9 +431,9 @@ class VolumeAnalytics:
     ) -> None:
         """Write the RVOL entries and the profiles of :meth:`on_regular_bars`' bars into ``batch``.
 
-        ``keys.rvol`` field ``HH:MM`` (IST bar start): JSON with the keys of
-        :data:`_RVOL_FIELDS` (numbers rounded to 6 decimals, :mod:`aion.store.encode`); the
-        same numbers as :class:`~aion.store.columnar.RvolColumns` for the archive.
+        The RVOL entries as numbers (:class:`~aion.store.batch.RvolColumns`, the quantities
+        of :data:`_RVOL_FIELDS` with their decimals): the store writes them as JSON
+        (:func:`aion.store.layout.rvol_hashes`), the archive as rows.
         ``keys.profile``: every statistic of ``va.profile`` as text (6 decimals, ``nan`` when
         absent), ``bar_start``, ``baseline`` and, when the profile changed since its last
         bins write and ``volume.profile.bins_interval_min`` minutes passed (or it is the first
@@ -447,12 +444,6 @@ class VolumeAnalytics:
             return
         slots = bars["slot"].astype(np.int64)
         start = int(bars["start"][0])
-        mod = int(minute_of_day_ist(np.array([start]))[0])
-        hhmm = f"{mod // 60:02d}:{mod % 60:02d}"  # IST bar start
-        slot_l, date_l = slots.tolist(), dates.tolist()
-        rk = [
-            self._key(self._rvol_keys, s, d, keys.rvol) for s, d in zip(slot_l, date_l, strict=True)
-        ]
         poc = va.profile.get("poc", np.full(n, math.nan))
         cols = {
             "cum_volume": self.rvol.cum[slots],
@@ -470,18 +461,7 @@ class VolumeAnalytics:
         names = [k for k, _ in _RVOL_FIELDS if k != "regime"]
         values = np.column_stack([cols[k].astype(np.float64) for k in names])
         decimals = [d for k, d in _RVOL_FIELDS if k != "regime"]
-        texts: list[str] = [""] * n
-        distinct = sorted(set(va.regime))  # one regime per minute in practice
-        for regime in distinct:
-            lit = [f'{{"{names[0]}": ', *(f', "{k}": ' for k in names[1:]), "}"]
-            lit[names.index("rvol_bar")] = f', "regime": {json.dumps(regime)}, "rvol_bar": '
-            rows = np.flatnonzero(np.array(va.regime) == regime) if len(distinct) > 1 \
-                else np.arange(n)  # fmt: skip
-            for j, t in zip(rows.tolist(), render_rows(lit, values[rows], decimals, "null"),
-                            strict=True):  # fmt: skip
-                texts[j] = t
-        batch.bars.extend([(k, {hhmm: t}) for k, t in zip(rk, texts, strict=True)])
-        starts = bars["start"].astype(np.int64)  # the same numbers for the archive
+        starts = bars["start"].astype(np.int64)
         names_t, dec_t = tuple(names), tuple(decimals)
         batch.rvol_columns.append(
             RvolColumns(slots, dates, starts, names_t, values, dec_t, va.regime, self._symbols)
@@ -503,7 +483,7 @@ class VolumeAnalytics:
     ) -> None:
         """Profile hash fields of ``slots`` (with a profile) into ``batch``; bins when due
         (always when ``minute`` is None: session end). One
-        :class:`~aion.store.columnar.StateColumns` (family ``profile``; statistics missing
+        :class:`~aion.store.batch.StateColumns` (family ``profile``; statistics missing
         from ``stats``, ``bar_start`` when None and ``bins`` when not due are left absent)."""
         fields = (*self.profiles.stat_names(), *(f"{k}_prev" for k in _PREV), "hvn", "lvn")
         unknown = set(stats) - set(fields)

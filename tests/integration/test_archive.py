@@ -24,9 +24,9 @@ from aion.bars.builder import BAR_DTYPE
 from aion.market.time import SEGMENT_REGULAR
 from aion.queues import BoundedQueue
 from aion.store import keys
-from aion.store.columnar import BarColumns
+from aion.store.batch import BarColumns, StoreBatch
+from aion.store.layout import encode_bar
 from aion.store.queries import read_alerts, read_bars
-from aion.store.writer import StoreBatch, encode_bar
 
 DAY = dt.date(2022, 11, 11)
 COLS = ["time", "open", "high", "low", "close", "volume", "oi", "ticks", "segment"]

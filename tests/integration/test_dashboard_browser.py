@@ -27,9 +27,10 @@ import redis
 
 from aion.queues import BoundedQueue
 from aion.store import keys
+from aion.store.batch import AlertRecord, StoreBatch
 from aion.store.queries import read_alerts
 from aion.store.server import PrivateRedis, connect, find_redis_server
-from aion.store.writer import AlertRecord, RedisStore, StoreBatch, TtlSeconds
+from aion.store.writer import RedisStore, TtlSeconds
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,10 @@ from aion.config import load_config
 from aion.dashboard.app import create_app
 from aion.queues import BoundedQueue
 from aion.store import keys
+from aion.store.batch import AlertRecord, StoreBatch
+from aion.store.layout import encode_bar
 from aion.store.server import _free_port, connect, find_redis_server
-from aion.store.writer import AlertRecord, RedisStore, StoreBatch, TtlSeconds, encode_bar
+from aion.store.writer import RedisStore, TtlSeconds
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,9 @@ import redis
 
 from aion.queues import BoundedQueue
 from aion.store import keys
+from aion.store.batch import AlertRecord, StoreBatch
 from aion.store.server import connect
-from aion.store.writer import AlertRecord, RedisStore, StoreBatch, TtlSeconds
+from aion.store.writer import RedisStore, TtlSeconds
 
 TTL = TtlSeconds(bars=800, state=200, alerts=800, runs=3000)
 DATE = 20221111

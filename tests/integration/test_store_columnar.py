@@ -1,7 +1,7 @@
 """Columnar state writes (:mod:`aion.store.columnar`) leave Redis exactly as the dict path does.
 
 The same batch sequence goes once through the dict path (``StoreBatch.state``, the
-reference: :func:`aion.store.writer.hset_changed`) and once as :class:`StateColumns`, against
+reference: :func:`aion.store.shadow.hset_changed`) and once as :class:`StateColumns`, against
 the real redis-server: every key's ``HGETALL`` (field order included), its TTL, the commands
 and bytes sent and the error replies must be equal.
 """
@@ -13,11 +13,11 @@ import pytest
 import redis
 
 from aion.queues import BoundedQueue
-from aion.store import keys, writer
-from aion.store.columnar import VOLUME_FAMILY, StateColumns
+from aion.store import keys, resp, writer
+from aion.store.batch import VOLUME_FAMILY, StateColumns, StoreBatch
 from aion.store.encode import hstack_cells, int_cells, render_cells, text_cells
 from aion.store.server import connect
-from aion.store.writer import RedisStore, StoreBatch, TtlSeconds
+from aion.store.writer import RedisStore, TtlSeconds
 
 TTL = TtlSeconds(bars=800, state=200, alerts=800, runs=3000)
 DATE = 20221111
@@ -209,17 +209,17 @@ def test_a_volume_row_goes_into_its_instruments_bars_block(redis_client: redis.R
         )
     )
     sent: list[bytes] = []
-    real = writer._Pipe.send
+    real = resp.RespConnection.send
 
-    def send(self: writer._Pipe, packed: bytes) -> None:
+    def send(self: resp.RespConnection, packed: bytes) -> None:
         sent.append(packed)
         real(self, packed)
 
-    writer._Pipe.send = send  # type: ignore[method-assign]
+    resp.RespConnection.send = send  # type: ignore[method-assign]
     try:
         assert store.flush()
     finally:
-        writer._Pipe.send = real  # type: ignore[method-assign]
+        resp.RespConnection.send = real  # type: ignore[method-assign]
     wire = b"".join(sent)
     multi, exec_ = wire.index(b"MULTI"), wire.index(b"EXEC")
     assert multi < wire.index(bars_key.encode()) < wire.index(vks[0].encode()) < exec_

@@ -11,8 +11,11 @@ import redis
 
 from aion.queues import BoundedQueue
 from aion.store import keys, writer
+from aion.store.batch import AlertRecord, StoreBatch
+from aion.store.resp import RespCommands
 from aion.store.server import connect
-from aion.store.writer import AlertRecord, RedisStore, RespCommands, StoreBatch, TtlSeconds
+from aion.store.shadow import hset_changed
+from aion.store.writer import RedisStore, TtlSeconds
 
 TTL = TtlSeconds(bars=800, state=200, alerts=800, runs=3000)
 DATE = 20221111
@@ -27,7 +30,9 @@ def _store(client: redis.Redis, flush_interval_ms: int = 200) -> RedisStore:
 def test_packed_commands_equal_redis_py_packer_byte_for_byte() -> None:
     """redis-py's own packer is the reference (non-ASCII values counted in UTF-8 bytes)."""
     cmds = RespCommands()
-    cmds.hset("aion:{NSE:SBIN}:tick", {"last_price": "593.45", "note": "ĝé₹"})
+    cmds.append(
+        hset_changed("aion:{NSE:SBIN}:tick", {"last_price": "593.45", "note": "ĝé₹"}, None)[1]
+    )
     cmds.command("EXPIRE", "aion:{NSE:SBIN}:tick", "200")
     cmds.command("XADD", "s", "MAXLEN", "~", "10", "1-0", "f", "v")
     conn = redis.Connection()

@@ -70,7 +70,7 @@ def test_absurd_ticks_are_rejected_one_by_one_with_counters(tmp_path: Path) -> N
     bars = [
         json.loads(v)
         for b in out.batches
-        for k, fields in b.bars
+        for k, fields in b.bar_mappings()
         if k == key
         for v in fields.values()
     ]

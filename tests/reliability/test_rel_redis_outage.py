@@ -16,9 +16,10 @@ from rel_support import RedisProcess, aion_cmd, scan_env, vendor_day_volume
 from aion.queues import BoundedQueue
 from aion.replay.session_file import read_session
 from aion.store import keys
+from aion.store.batch import AlertRecord, StoreBatch
 from aion.store.queries import read_alerts, read_bars
 from aion.store.server import connect
-from aion.store.writer import AlertRecord, RedisStore, StoreBatch, TtlSeconds
+from aion.store.writer import RedisStore, TtlSeconds
 
 DATE = 20221111
 

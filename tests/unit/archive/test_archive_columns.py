@@ -2,9 +2,9 @@
 family), never from the Redis text, and the tables equal what parsing that text gives.
 
 The reference is the archive's former algorithm, reimplemented here: ``json.loads`` of every
-bar and RVOL entry the batch hands the store (``StoreBatch.bars``), the volume state read from
-its hash text, the latest row per key, one ``polars.DataFrame`` of dict rows per table and
-date. Both go through :class:`aion.archive.store.Archive` and are compared with
+bar and RVOL entry the store writes for the batch (``StoreBatch.bar_mappings()``), the volume
+state read from its hash text, the latest row per key, one ``polars.DataFrame`` of dict rows
+per table and date. Both go through :class:`aion.archive.store.Archive` and are compared with
 ``DataFrame.equals`` (dtypes, nulls and NaNs included)."""
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from aion.queues import BoundedQueue
 from aion.replay.builder import build_session
 from aion.replay.session_file import Session, read_session
 from aion.store import keys
-from aion.store.columnar import VOLUME_FAMILY, BarColumns, RvolColumns, StateColumns
-from aion.store.encode import int_cells, render_rows
-from aion.store.writer import StoreBatch, encode_bars
+from aion.store.batch import VOLUME_FAMILY, BarColumns, RvolColumns, StoreBatch, VolumeRows
+from aion.store.encode import render_rows
+from aion.store.layout import encode_bars
 from aion.volume.averages import (
     bundled_adjustment_factors,
     bundled_daily_dir,
@@ -75,7 +75,7 @@ def _reference(batches: list[StoreBatch], root: Path) -> Archive:
     rows: dict[tuple[str, dt.date, str, int], dict[str, Any]] = {}
     volume: dict[tuple[dt.date, str], dict[str, Any]] = {}
     for b in batches:
-        for key, fields in b.bars:
+        for key, fields in b.bar_mappings():
             kind = _classify(key)
             if kind is None:
                 continue
@@ -157,9 +157,10 @@ def test_replayed_session_archives_exactly_what_the_text_parses_to(
     session: Session, tmp_path: Path
 ) -> None:
     eng, batches = _engine_batches(session)
-    # the volume state travels as the ``volume`` family only, not as dicts
+    # the volume state travels as typed int64 rows only, not as dicts or rendered columns
     assert not any(k.endswith(":volume") for b in batches for k in b.state)
-    assert sum(c.family == VOLUME_FAMILY for b in batches for c in b.columns) > 50
+    assert not any(c.family == VOLUME_FAMILY for b in batches for c in b.columns)
+    assert sum(isinstance(r, VolumeRows) for b in batches for r in b.records) > 50
     got = _archived(batches, tmp_path / "got", max_pending_rows=700)  # early writes too
     ref = _reference(batches, tmp_path / "ref")
     _assert_same(got, ref, ("bars_1m", "rvol_1m", "volume_state"))
@@ -299,11 +300,12 @@ def test_volume_family_sessions_and_unseen_rows(tmp_path: Path) -> None:
     rows without a session are not archived."""
     fields = ("session_date", "first_cumulative", "last_cumulative", "incremental_total",
               "bad_ticks", "bar_cumulative")  # fmt: skip
-    ks = [keys.volume_state(s) for s in ("NSE:A", "NSE:B", "NSE:C")]
+    symbols = ["NSE:A", "NSE:B", "NSE:C"]
+    slots = np.arange(3, dtype=np.int64)
 
     def batch(rows: list[list[int]]) -> StoreBatch:
         v = np.array(rows, np.int64)
-        return StoreBatch(columns=[StateColumns(VOLUME_FAMILY, fields, ks, int_cells(v), v)])
+        return StoreBatch(records=[VolumeRows(slots, fields, v, symbols)])
 
     batches = [
         batch([[20221111, 10, 50, 40, 0, 45], [20221111, 0, 9, 9, 1, 9], [0, 0, 0, 0, 0, 0]]),

@@ -14,7 +14,14 @@ from aion.instruments.master import Instrument
 from aion.market.calendar import MarketCalendar
 from aion.market.time import from_ist
 from aion.options.chain import CHAIN_ARRAY_KEYS, ChainTracker
-from aion.store import keys
+from aion.store import keys, layout
+
+
+def _latest(tracker: ChainTracker, i: int) -> dict[str, str]:
+    """The option hash the store writes for option index ``i`` of ``tracker``."""
+    rows = tracker.option_rows(np.array([i], np.int64))
+    return layout.state_hashes(rows)[keys.option(rows.symbols[0])]
+
 
 DAY = dt.date(2022, 11, 11)
 DATE = 20221111
@@ -140,7 +147,7 @@ def test_greeks_at_the_bar_close_recover_the_volatility(tracker: ChainTracker) -
         assert math.isnan(tracker.option_view(s, tick)["iv"])
     assert tracker.option_view(0, end) == {} and tracker.option_view(15, end) == {}
     # the published (latest) state: IV at the feed's exchange clock, 09:59:50
-    writes = tracker.store_writes(updated)
+    writes = layout.state_hashes(tracker.option_rows(updated))
     st = writes[keys.option("NFO:NIFTY22NOV18150CE")]
     price = float(st["last_price"])
     want = brentq_iv(float(tracker.last_price[6]), 18160.0, 18150.0, years_left(tick), True)
@@ -222,7 +229,7 @@ def test_a_tick_after_the_bar_end_is_not_seen() -> None:
     assert nxt["strike"][2] == 18300
     assert nxt["ce_volume"][:3].tolist() == [1500] * 3 and np.isnan(nxt["ce_volume"][3:]).all()
     assert both.option_view(7, end + 60)["strike"] == 18150
-    assert both.state(int(both.option_index[7]))["last_price"] == "1.50"  # latest, published
+    assert _latest(both, int(both.option_index[7]))["last_price"] == "1.50"  # latest, published
 
 
 def test_views_do_not_depend_on_batching() -> None:
@@ -298,7 +305,7 @@ def test_expired_chain_and_missing_underlying() -> None:
     )  # fmt: skip
     assert upd.tolist() == [0]
     assert math.isnan(tr.option_view(0, now + 60)["iv"])
-    assert tr.state(0)["iv_reason"] == "bad input"
+    assert _latest(tr, 0)["iv_reason"] == "bad input"
     tr2 = ChainTracker(universe(), MarketCalendar(), CFG)
     after = from_ist(EXPIRY, 15, 30)
     tr2.on_ticks(
@@ -310,7 +317,7 @@ def test_expired_chain_and_missing_underlying() -> None:
         np.array([0, 10]),
         np.array([0, 5]),
     )
-    assert tr2.state(0)["iv_reason"] == "zero time"
+    assert _latest(tr2, 0)["iv_reason"] == "zero time"
     assert tr2.chain_view(0, after + 60) == {}
     tr2.advance_straddle_vwap(0, after + 60)  # no chain: nothing to add
     assert tr2.option_view(1, after + 60)["dte_days"] == 0.0

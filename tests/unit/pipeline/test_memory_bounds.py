@@ -20,8 +20,7 @@ from aion.config import ConfigError, MemoryConfig
 from aion.market.time import SEGMENT_REGULAR
 from aion.pipeline.allocator import HeapTrimmer
 from aion.queues import BoundedQueue
-from aion.store.columnar import BarColumns
-from aion.store.writer import StoreBatch
+from aion.store.batch import BarColumns, StoreBatch
 
 DAY = dt.date(2022, 11, 11)
 T0 = 1_668_138_300  # 2022-11-11 09:15 IST
@@ -132,7 +131,7 @@ def test_memory_config_rejects_bad_values(kwargs: dict[str, float], key: str) ->
 
 
 def test_store_shadow_keeps_long_values_as_fingerprints_and_still_sees_changes() -> None:
-    from aion.store.writer import FINGERPRINT_MIN_CHARS, hset_changed
+    from aion.store.shadow import FINGERPRINT_MIN_CHARS, hset_changed
 
     short, long_ = "123.45", "p" * (FINGERPRINT_MIN_CHARS + 500)
     sent, cmd = hset_changed("k", {"a": short, "bins": long_}, None)

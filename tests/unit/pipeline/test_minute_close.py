@@ -21,7 +21,7 @@ from aion.pipeline.outputs import CollectedOutputs
 from aion.replay.builder import build_session
 from aion.replay.session_file import Session, read_session
 from aion.store import keys
-from aion.store.writer import AlertRecord, StoreBatch
+from aion.store.batch import AlertRecord, StoreBatch
 from aion.volume.averages import (
     bundled_adjustment_factors,
     bundled_daily_dir,
@@ -110,7 +110,7 @@ def test_indicator_hash_holds_the_rounded_latest_values(session: Session) -> Non
     for b in _run(eng, session):
         for k, v in b.state_mappings().items():
             state.setdefault(k, {}).update(v)
-        for k, v in b.bars:
+        for k, v in b.bar_mappings():
             bars.setdefault(k, {}).update(v)
     checked = 0
     for s, inst in enumerate(eng.slot_inst):
@@ -140,7 +140,7 @@ def _merged(batches: list[StoreBatch]) -> tuple[dict, dict, list, list]:
     for b in batches:
         for k, v in b.state_mappings().items():
             state.setdefault(k, {}).update(v)
-        for k, v in b.bars:
+        for k, v in b.bar_mappings():
             bars.setdefault(k, {}).update(v)
     alerts = [r.stream_id for b in batches for r in b.alerts]
     closed = [row for b in batches for c in b.bar_columns for row in c.bars.tolist()]

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from aion.pipeline.outputs import CollectedOutputs, Fanout
-from aion.store.writer import AlertRecord, StoreBatch
+from aion.store.batch import AlertRecord, StoreBatch
 
 
 class _Broken:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from aion.queues import BoundedQueue
-from aion.store.columnar import StateColumns
+from aion.store.batch import ENTRY_BYTES, StateColumns, StoreBatch
 from aion.store.encode import render_cells
-from aion.store.writer import _ENTRY_BYTES, StoreBatch
 
 
 def _batch(rows: int) -> StoreBatch:
@@ -25,7 +24,7 @@ def test_nbytes_counts_arrays_and_entries() -> None:
     c = b.columns[0].cells
     arrays = c.text.nbytes + c.start.nbytes + c.end.nbytes
     assert arrays >= 1000 * 3 * 16  # two int64 offsets per cell at least
-    assert b.nbytes() == arrays + 3 * _ENTRY_BYTES  # one key + two fields
+    assert b.nbytes() == arrays + 3 * ENTRY_BYTES  # one key + two fields
     assert b.nbytes() == b.nbytes()
     assert StoreBatch().nbytes() == 0
 

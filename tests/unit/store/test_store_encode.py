@@ -6,7 +6,7 @@ import numpy as np
 
 from aion.bars.builder import BAR_DTYPE
 from aion.market.time import SEGMENT_NAMES
-from aion.store.writer import encode_bar, encode_bars
+from aion.store.layout import encode_bar, encode_bars
 
 
 def _reference(b: np.void) -> str:

@@ -19,7 +19,7 @@ from aion.config import load_config
 from aion.instruments.master import Instrument
 from aion.market.time import SEGMENT_REGULAR, from_ist
 from aion.store import keys
-from aion.store.writer import StoreBatch
+from aion.store.batch import StoreBatch
 from aion.volume.analytics import BarAnalyticsColumns, VolumeAnalytics
 from aion.volume.baseline import BaselineSet, VolumeBaseline, uniform_baseline
 
@@ -162,7 +162,7 @@ def test_rvol_regime_and_profile_extras_against_straightforward_values() -> None
             assert row.profile["poc_shift"] == shift
     # store writes: the RVOL JSON holds the columns, the profile hash the statistics
     stored: dict[str, dict[str, str]] = {}
-    for key, fields in batch.bars:
+    for key, fields in batch.bar_mappings():
         stored.setdefault(key, {}).update(fields)
     entry = json.loads(stored[keys.rvol("NSE:HDFCBANK", DATE)]["09:20"])
     c5 = cols[5]
@@ -235,7 +235,8 @@ def test_results_do_not_depend_on_the_batching_of_ticks(seed: int) -> None:
             assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
         for k in a.profile:
             assert np.array_equal(a.profile[k], b.profile[k], equal_nan=True), k
-    assert batch.bars == ref_batch.bars and batch.state_mappings() == ref_batch.state_mappings()
+    assert batch.bar_mappings() == ref_batch.bar_mappings()
+    assert batch.state_mappings() == ref_batch.state_mappings()
 
 
 def test_bar_profile_holds_the_ticks_that_arrived_before_its_closing_tick() -> None:
