@@ -28,7 +28,7 @@ regular bar (``aion:{SYM}:rvol:YYYYMMDD``, :mod:`aion.volume.analytics`).
     included).
 
 ``validations`` (key ``alert_id, window_min`` when present): the frame
-returned by :func:`aion.validation.validate_alerts` for the day's alerts,
+returned by :func:`aion.validation.forward.validate_alerts` for the day's alerts,
 one row per alert x window; its columns are documented there.
 
 ``gaps`` (key ``node, connection, disconnected_ns``): feed interruptions.

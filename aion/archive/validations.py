@@ -1,6 +1,6 @@
 """Forward validation of an archived day's alerts, stored in the ``validations`` table.
 
-The validation itself is :func:`aion.validation.validate_alerts` (target or stop
+The validation itself is :func:`aion.validation.forward.validate_alerts` (target or stop
 first within its default windows, from later 1-minute bars); this module
 only feeds it the archived alerts and bars in the shapes ``aion validate`` reads
 from Redis (:func:`aion.store.queries.read_alerts` / ``read_bars``) and replaces
@@ -17,7 +17,7 @@ import polars as pl
 
 from aion.archive.store import Archive
 from aion.ops.logging import log_event
-from aion.validation import validate_alerts
+from aion.validation.forward import validate_alerts
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 import polars as pl
 
-from aion.archive import archive_root
+from aion.archive.config import archive_root
 from aion.archive.store import Archive
 from aion.config import AionConfig
 from aion.market.time import SEGMENT_NAMES, minute_of_day_ist, parse_date

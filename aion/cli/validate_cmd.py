@@ -1,7 +1,7 @@
 """``aion validate --date D``: forward-validate the stored alerts of one day into a Markdown report.
 
 Each pattern and window gets a verdict against the random baseline
-(:func:`aion.validation.compare`, instruments as the bootstrap's clusters).
+(:func:`aion.validation.stats.compare`, instruments as the bootstrap's clusters).
 
 Reads the day's alert stream and the alerted instruments' regular 1-minute bars from Redis
 (:mod:`aion.store.queries`), follows every alert on the later bars
@@ -39,14 +39,9 @@ def validate(
     from aion.market.time import parse_date, ymd
     from aion.store.queries import read_alerts, read_bars
     from aion.store.server import RedisUnavailable
-    from aion.validation import (
-        ALL_PATTERNS,
-        compare,
-        random_baseline,
-        render_report,
-        summarize,
-        validate_alerts,
-    )
+    from aion.validation.forward import random_baseline, validate_alerts
+    from aion.validation.report import render_report
+    from aion.validation.stats import ALL_PATTERNS, compare, summarize
 
     try:
         day = parse_date(date)

@@ -431,7 +431,8 @@ def create_app(cfg: AionConfig, redis_url: str, token: str | None = None) -> Sta
         return JSONResponse(_clean(body))
 
     def validation(request: Request) -> JSONResponse:
-        from aion.validation import random_baseline, summarize, validate_alerts
+        from aion.validation.forward import random_baseline, validate_alerts
+        from aion.validation.stats import summarize
 
         date = _param_date(request, client)
         alerts_ = queries.read_alerts(client, date)

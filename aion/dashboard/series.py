@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from aion.config import IndicatorsConfig
+from aion.indicators.config import IndicatorsConfig
 from aion.indicators.core import IndicatorCore
 from aion.market.time import IST_OFFSET_S
 

@@ -2,7 +2,7 @@
 
 :class:`IndicatorCore` owns the per-slot state arrays and hands them to the Numba
 kernels in :mod:`aion.indicators.kernels`; the arithmetic, its sources and the first
-bar of every output live there. Periods come from :class:`aion.config.IndicatorsConfig`
+bar of every output live there. Periods come from :class:`aion.indicators.config.IndicatorsConfig`
 (``indicators:`` in ``config/aion.yaml``, per timeframe via ``for_timeframe``).
 
 Output names (the keys of :meth:`IndicatorCore.values` and of ``view.indicators``),
@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from aion.config import IndicatorsConfig
 from aion.indicators import kernels as K
+from aion.indicators.config import IndicatorsConfig
 
 # fixed outputs in kernel column order (kernels.O_*); "{x}" takes the period named x
 _FIXED_OUTPUTS = (

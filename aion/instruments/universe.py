@@ -22,7 +22,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from aion.config import FuturesSelector, OptionsSelector, UniverseConfig
+from aion.instruments.config import FuturesSelector, OptionsSelector, UniverseConfig
 from aion.instruments.master import Instrument, InstrumentMaster
 from aion.kite.wire import MODE_CODES
 

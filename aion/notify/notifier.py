@@ -41,9 +41,9 @@ from typing import Any
 import httpx
 import redis
 
-from aion.config import NotifyConfig
 from aion.kite.credentials import CredentialsError, read_secrets_file
 from aion.market.time import session_date
+from aion.notify.config import NotifyConfig
 from aion.notify.message import instrument_link, telegram_text, webhook_body
 from aion.notify.pacing import Pacer
 from aion.notify.senders import DeliveryStats, RetryPolicy, Telegram, Webhook, deliver

@@ -19,7 +19,7 @@
 - ``alerts_outside_hours``: alerts whose bar starts outside the continuous
   session (fail when any);
 - ``validation``: forward-validation summary per pattern and window
-  (:func:`aion.validation.summarize`; computed and archived if missing);
+  (:func:`aion.validation.stats.summarize`; computed and archived if missing);
 - ``health``: a snapshot of :func:`aion.ops.health.run_health` (warn when not ok).
 
 Reports: ``audit-YYYY-MM-DD.md`` and a self-contained ``audit-YYYY-MM-DD.html``
@@ -46,7 +46,7 @@ from typing import Any
 
 import polars as pl
 
-from aion.archive import archive_root
+from aion.archive.config import archive_root
 from aion.archive.store import Archive
 from aion.archive.validations import archive_validations
 from aion.config import AionConfig
@@ -54,7 +54,7 @@ from aion.market.calendar import MarketCalendar
 from aion.market.time import IST_OFFSET_S, to_ist
 from aion.ops.health import run_health
 from aion.ops.logging import log_event
-from aion.validation import summarize
+from aion.validation.stats import summarize
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import redis
 
-from aion.archive import archive_root
+from aion.archive.config import archive_root
 from aion.config import AionConfig
 from aion.market.time import to_ist
 from aion.store import keys, queries

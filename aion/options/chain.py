@@ -46,10 +46,10 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
-from aion.config import OptionsConfig
 from aion.instruments.master import Instrument
 from aion.market.calendar import MarketCalendar
 from aion.market.time import session_date
+from aion.options.config import OptionsConfig
 from aion.options.expiry import expiry_epoch, time_to_expiry
 from aion.options.greeks import IV_REASONS, greeks_batch, implied_vol_batch
 from aion.options.symbols import OptionContract, option_contract

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from aion.config import ConfigError, PatternConfig
+from aion.config import ConfigError
+from aion.patterns.config import PatternConfig
 from aion.patterns.frame import MinuteFrame
 
 

@@ -115,10 +115,10 @@ from typing import Any
 
 import numpy as np
 
-from aion.config import OptionsConfig
 from aion.instruments.master import Instrument, InstrumentMaster
 from aion.market.calendar import MarketCalendar
 from aion.market.time import from_ist, parse_date
+from aion.options.config import OptionsConfig
 from aion.replay.derived_chain import derive_option_chain
 from aion.replay.resolve import Resolver, resolve
 from aion.replay.session_file import SessionWriter
@@ -185,7 +185,7 @@ def build_session(
     ``option_chain`` N > 0 adds a **derived** option chain (rule 10 of the module docstring):
     CE and PE at the N strikes each side of the opening ATM strike of NIFTY and BANKNIFTY (those
     whose index bars are given) for the near-month expiry, priced with ``options`` (rate,
-    dividend yield, year basis; default :class:`~aion.config.OptionsConfig`). The header's
+    dividend yield, year basis; default :class:`~aion.options.config.OptionsConfig`). The header's
     ``derived`` entry describes it. ValueError when INDIA VIX bars are missing.
 
     ``ticks_per_minute`` K: ticks per regular bar (rule 2), from 4 (default) to

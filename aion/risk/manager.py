@@ -31,8 +31,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from aion.config import RiskConfig
 from aion.patterns.registry import InstrumentView, Signal
+from aion.risk.config import RiskConfig
 
 REFUSAL_REASONS = (
     "invalid_entry",

@@ -22,7 +22,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from aion.config import RedisTlsConfig
+from aion.store.config import RedisTlsConfig
 
 
 class RedisUnavailable(RuntimeError):

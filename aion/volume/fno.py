@@ -20,8 +20,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from aion.config import FnoConfig
 from aion.market.calendar import MarketCalendar
+from aion.volume.config import FnoConfig
 
 
 def trading_days_to_expiry(session: dt.date, expiry: dt.date, calendar: MarketCalendar) -> int:

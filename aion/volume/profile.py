@@ -45,7 +45,7 @@ import math
 import numpy as np
 from numba import njit
 
-from aion.config import ProfileConfig
+from aion.volume.config import ProfileConfig
 
 
 @njit(nogil=True, cache=True)

@@ -20,7 +20,7 @@ from collections import deque
 
 import numpy as np
 
-from aion.config import SessionsConfig, VixRegimesConfig
+from aion.volume.config import SessionsConfig, VixRegimesConfig
 
 
 class RegimeClassifier:

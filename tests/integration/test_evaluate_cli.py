@@ -17,7 +17,7 @@ import redis
 
 from aion.config import load_config
 from aion.store.queries import read_alerts
-from aion.validation import VERDICTS
+from aion.validation.stats import VERDICTS
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
 DATES = ("2022-11-10", "2022-11-11", "2022-11-14")

@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from aion.config import FeedConfig, load_config, load_patterns
+from aion.config import load_config, load_patterns
 from aion.feed.client import FeedClient
+from aion.feed.config import FeedConfig
 from aion.feed.sharding import shard_modes
 from aion.kite.wire import MODE_FULL
 from aion.patterns.registry import PatternEngine

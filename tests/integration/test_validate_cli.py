@@ -19,7 +19,7 @@ import redis
 from aion.config import load_patterns
 from aion.store import keys
 from aion.store.queries import read_alerts, read_bars
-from aion.validation import validate_alerts
+from aion.validation.forward import validate_alerts
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
 SUPPRESSIONS = {"below_confidence", "outside_hours", "risk_refused", "duplicate", "conflict",

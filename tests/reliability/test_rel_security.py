@@ -164,7 +164,7 @@ def test_tls_rediss_with_self_signed_ca(session_2022_11_11: Path, tmp_path: Path
 
 
 def yaml_tls(ca: Path):  # the same object the config loader builds
-    from aion.config import RedisTlsConfig
+    from aion.store.config import RedisTlsConfig
 
     return RedisTlsConfig(ca_file=str(ca))
 

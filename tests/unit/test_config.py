@@ -11,15 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from aion.config import (
-    AionConfig,
-    ConfigError,
-    PatternConfig,
-    RiskConfig,
-    default_config_dir,
-    load_config,
-    load_patterns,
-)
+from aion.config import AionConfig, ConfigError, default_config_dir, load_config, load_patterns
+from aion.patterns.config import PatternConfig
+from aion.risk.config import RiskConfig
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
 

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aion.alerts.config import AlertsConfig
 from aion.alerts.manager import AlertCounters, AlertManager, Candidate
-from aion.config import AlertsConfig, ConfigError
+from aion.config import ConfigError
 from aion.market.time import from_ist
 from aion.patterns.registry import InstrumentView, Signal
 from aion.risk.manager import RiskRefusal, TradePlan

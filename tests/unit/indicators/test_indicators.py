@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from numba.core.runtime import _nrt_python, rtsys
 from numpy.lib.stride_tricks import sliding_window_view
 
-from aion.config import ConfigError, IndicatorsConfig
+from aion.config import ConfigError
 from aion.indicators import kernels
+from aion.indicators.config import IndicatorsConfig
 from aion.indicators.core import IndicatorCore
 
 DATA = Path(__file__).resolve().parents[3] / "aion" / "data"

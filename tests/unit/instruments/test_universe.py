@@ -10,7 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from aion.config import ConfigError, FuturesSelector, OptionsSelector, UniverseConfig
+from aion.config import ConfigError
+from aion.instruments.config import FuturesSelector, OptionsSelector, UniverseConfig
 from aion.instruments.master import InstrumentMaster
 from aion.instruments.universe import UniverseError, resolve_universe
 from aion.kite.wire import MODE_FULL, MODE_LTP, MODE_QUOTE

@@ -13,8 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from aion.config import ConfigError, NotifyConfig, _build
+from aion.config import ConfigError
+from aion.config_checks import build_section
 from aion.kite.credentials import CredentialsError
+from aion.notify.config import NotifyConfig
 from aion.notify.message import instrument_link, telegram_text, webhook_body
 from aion.notify.notifier import load_bot_token, skip_reason
 from aion.notify.pacing import Pacer
@@ -38,7 +40,7 @@ TOKEN = "123456789:AAHsecretPART-of_the_bot_token42"
 
 
 def notify_config(data: dict) -> NotifyConfig:
-    return _build(NotifyConfig, data, "notify")
+    return build_section(NotifyConfig, data, "notify")
 
 
 @pytest.mark.parametrize(

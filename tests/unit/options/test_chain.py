@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from aion.config import OptionsConfig
 from aion.instruments.master import Instrument
 from aion.market.calendar import MarketCalendar
 from aion.market.time import from_ist
 from aion.options.chain import CHAIN_ARRAY_KEYS, ChainTracker
+from aion.options.config import OptionsConfig
 from aion.store import keys, layout
 
 

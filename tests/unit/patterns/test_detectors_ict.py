@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from pattern_views import NAN, bars, hist, make_view, run
 
-from aion.config import ConfigError, PatternConfig
+from aion.config import ConfigError
+from aion.patterns.config import PatternConfig
 from aion.patterns.ict import parse_windows, swing_highs, swing_lows
 from aion.patterns.registry import InstrumentView, PatternEngine
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from pattern_views import hist, make_view, run
 
-from aion.config import ConfigError, PatternConfig
+from aion.config import ConfigError
+from aion.patterns.config import PatternConfig
 from aion.patterns.registry import InstrumentView, PatternEngine
 
 STRIKES = np.array([18200.0, 18250.0, 18300.0, 18350.0, 18400.0])

@@ -18,7 +18,8 @@ from pattern_views import NAN, defaults, make_view
 from typer.testing import CliRunner
 
 from aion.cli.main import app
-from aion.config import ConfigError, PatternConfig, load_patterns
+from aion.config import ConfigError, load_patterns
+from aion.patterns.config import PatternConfig
 from aion.patterns.detectors import volume_spike
 from aion.patterns.registry import InstrumentView, PatternEngine, Signal, known_detectors
 from aion.patterns.scoring import confidence, ramp

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aion.config import ConfigError, FeedConfig, load_config, load_patterns
+from aion.config import ConfigError, load_config, load_patterns
+from aion.feed.config import FeedConfig
 from aion.kite.decode import frame_exchange_time
 from aion.kite.encode import encode_frame, filter_frame
 from aion.kite.wire import MODE_FULL, MODE_QUOTE, TICK_DTYPE

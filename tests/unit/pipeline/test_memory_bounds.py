@@ -16,9 +16,10 @@ import pytest
 from aion.archive.store import Archive
 from aion.archive.writer import ArchiveWriter
 from aion.bars.builder import BAR_DTYPE
-from aion.config import ConfigError, MemoryConfig
+from aion.config import ConfigError
 from aion.market.time import SEGMENT_REGULAR
 from aion.pipeline.allocator import HeapTrimmer
+from aion.pipeline.config import MemoryConfig
 from aion.queues import BoundedQueue
 from aion.store.batch import BarColumns, StoreBatch
 

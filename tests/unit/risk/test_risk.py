@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aion.config import RiskConfig
 from aion.instruments.master import InstrumentMaster
 from aion.market.time import from_ist
 from aion.patterns.registry import InstrumentView, Signal
 from aion.replay.session_file import read_session
+from aion.risk.config import RiskConfig
 from aion.risk.manager import REFUSAL_REASONS, RiskManager, RiskRefusal, TradePlan
 
 NAN = math.nan

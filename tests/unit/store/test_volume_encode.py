@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from aion.config import ProfileConfig
 from aion.store.encode import render_bins, render_cells, render_rows
+from aion.volume.config import ProfileConfig
 from aion.volume.profile import VolumeProfiles
 
 

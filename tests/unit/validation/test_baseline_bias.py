@@ -28,7 +28,7 @@ import pytest
 from scipy import stats as sps
 
 from aion.market.time import from_ist
-from aion.validation import Bars, random_baseline
+from aion.validation.forward import Bars, random_baseline
 
 TICK = 0.05
 T0 = from_ist(dt.date(2022, 11, 11), 9, 15)

@@ -14,15 +14,8 @@ import pytest
 from scipy import stats as sps
 
 from aion.market.time import from_ist
-from aion.validation import (
-    ALL_PATTERNS,
-    Bars,
-    cluster_bootstrap,
-    compare,
-    random_baseline,
-    validate_alerts,
-    verdict,
-)
+from aion.validation.forward import Bars, random_baseline, validate_alerts
+from aion.validation.stats import ALL_PATTERNS, cluster_bootstrap, compare, verdict
 
 
 def test_cluster_bootstrap_equals_a_plain_resampling_loop() -> None:

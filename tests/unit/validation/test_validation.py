@@ -14,19 +14,13 @@ import pytest
 from scipy import stats as sps
 
 from aion.alerts.manager import Alert
-from aion.config import ConfigError, ValidationConfig
+from aion.config import ConfigError
 from aion.market.time import from_ist
 from aion.risk.manager import TradePlan
-from aion.validation import (
-    ALL_PATTERNS,
-    SCHEMA,
-    mean_interval,
-    random_baseline,
-    render_report,
-    summarize,
-    validate_alerts,
-    wilson_interval,
-)
+from aion.validation.config import ValidationConfig
+from aion.validation.forward import SCHEMA, random_baseline, validate_alerts
+from aion.validation.report import render_report
+from aion.validation.stats import ALL_PATTERNS, mean_interval, summarize, wilson_interval
 
 DAY = dt.date(2022, 11, 11)
 T = from_ist(DAY, 10, 0)  # the alert bar's start; entry at its close, 10:01:00

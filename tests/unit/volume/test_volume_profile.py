@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aion.config import ProfileConfig
+from aion.volume.config import ProfileConfig
 from aion.volume.profile import VolumeProfiles, value_area_bins
 
 INTRADAY = Path(__file__).resolve().parents[3] / "aion" / "data" / "intraday_1min_2022-11-11"

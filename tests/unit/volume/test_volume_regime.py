@@ -9,14 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aion.config import (
-    ConfigError,
-    FnoConfig,
-    SessionsConfig,
-    VixRegimesConfig,
-    load_config,
-)
+from aion.config import ConfigError, load_config
 from aion.market.calendar import MarketCalendar
+from aion.volume.config import FnoConfig, SessionsConfig, VixRegimesConfig
 from aion.volume.fno import (
     expiry_multiplier,
     instrument_multiplier,
