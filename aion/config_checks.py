@@ -19,21 +19,25 @@ class ConfigError(ValueError):
 
 
 def check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    """Raise ConfigError naming ``key`` unless ``value`` is one of ``allowed``."""
     if value not in allowed:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
 
 
 def check_positive(key: str, value: float) -> None:
+    """Raise ConfigError naming ``key`` unless ``value > 0``."""
     if not value > 0:
         raise ConfigError(f"{key}: must be > 0, got {value!r}")
 
 
 def check_at_least(key: str, value: int, low: int) -> None:
+    """Raise ConfigError naming ``key`` unless ``value >= low``."""
     if value < low:
         raise ConfigError(f"{key}: must be >= {low}, got {value!r}")
 
 
 def check_unit(key: str, value: float) -> None:
+    """Raise ConfigError naming ``key`` unless ``0 <= value <= 1``."""
     if not 0.0 <= value <= 1.0:
         raise ConfigError(f"{key}: must be within [0, 1], got {value!r}")
 
@@ -84,6 +88,14 @@ def check_type(key: str, value: Any, hint: Any) -> Any:
 
 
 def build_section(cls: Any, data: Any, prefix: str) -> Any:
+    """Build the dataclass ``cls`` from the YAML mapping ``data`` (None: all defaults).
+
+    ``prefix`` is the dotted key of the section (``""`` for the top level), used in errors.
+
+    Raises:
+        ConfigError: ``data`` is not a mapping, a key is unknown (the message lists the
+            known keys), a value has the wrong type, or ``cls`` rejects a value.
+    """
     if data is None:
         data = {}
     if not isinstance(data, dict):
