@@ -8,12 +8,18 @@ these from here, never from :mod:`aion.cli.main` (which imports them all).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from aion.cli.output import err
 from aion.config import AionConfig, ConfigError, load_config
+
+ConfigDir = Annotated[
+    Path | None,
+    typer.Option("--config", help="folder holding aion.yaml and patterns.yaml (default ./config)"),
+]
+"""The ``--config`` option every command that reads the config takes."""
 
 LOG_FLAGS: dict[str, Any] = {"json_format": None, "level": None}
 """The global ``--log-json``/``--log-level`` options (set by the ``aion`` callback) for

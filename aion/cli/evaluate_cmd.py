@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from aion.cli.context import command_config, fail
+from aion.cli.context import ConfigDir, command_config, fail
 from aion.cli.output import err, print_json, print_line, print_table
 
 
@@ -40,10 +40,7 @@ def evaluate(
     json_out: Annotated[
         bool, typer.Option("--json", help="print sessions, flow and every table row as JSON")
     ] = False,
-    config_dir: Annotated[
-        Path | None,
-        typer.Option("--config", help="folder holding aion.yaml and patterns.yaml"),
-    ] = None,
+    config_dir: ConfigDir = None,
 ) -> None:
     """Evaluate the alerts of many sessions against a random baseline; write the reports."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

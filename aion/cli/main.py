@@ -13,7 +13,7 @@ import typer
 from rich.live import Live
 
 from aion.app import ScanError, Scanner, ScanOptions, install_signal_handlers, resolve_credentials
-from aion.cli.context import LOG_FLAGS, command_config, fail, redis_for_reading
+from aion.cli.context import LOG_FLAGS, ConfigDir, command_config, fail, redis_for_reading
 from aion.cli.dashboard_cmd import dashboard
 from aion.cli.evaluate_cmd import evaluate
 from aion.cli.kite_cmd import kite_app
@@ -54,11 +54,6 @@ app.command("dashboard")(dashboard)
 app.command("notify")(notify)
 
 _log = logging.getLogger("aion.cli")
-
-ConfigDir = Annotated[
-    Path | None,
-    typer.Option("--config", help="folder holding aion.yaml and patterns.yaml (default ./config)"),
-]
 
 
 @app.callback()

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from aion.cli.context import command_config, fail, redis_for_reading
+from aion.cli.context import ConfigDir, command_config, fail, redis_for_reading
 from aion.cli.output import print_json, print_table
 
 
@@ -30,10 +30,7 @@ def validate(
     json_out: Annotated[
         bool, typer.Option("--json", help="print every pattern x window row as JSON")
     ] = False,
-    config_dir: Annotated[
-        Path | None,
-        typer.Option("--config", help="folder holding aion.yaml and patterns.yaml"),
-    ] = None,
+    config_dir: ConfigDir = None,
 ) -> None:
     """Forward-validate the alerts of --date against later bars; write a Markdown report."""
     from aion.market.time import parse_date, ymd
